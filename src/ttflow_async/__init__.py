@@ -1,0 +1,1 @@
+"""ttflow-async: an asyncio-native durable workflow runtime."""

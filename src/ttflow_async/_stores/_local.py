@@ -1,0 +1,231 @@
+"""The local file store (``"local:<path>"``), the embedded default.
+
+Layout, for ``local:state.json``::
+
+    state.json            the root: small JSON, replaced by write-temp + fsync + rename
+    state.json.lock       an empty file locked with flock() around every root CAS
+    state.json.d/blobs/   one file per immutable blob
+    state.json.d/inbox/   one file per inbox item, created by write-temp + rename
+
+The root's version token is a hash of its bytes, so a CAS compares content, like an
+S3 ETag. All blocking file work runs in a worker thread, one hop per operation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import fcntl
+import hashlib
+import os
+import sys
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import anyio.to_thread
+
+from .._errors import StoreError
+from ._protocol import BlobNotFound, RootConflict
+
+_T = TypeVar("_T")
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """``syncfs(2)`` flushes one file system in one call (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        syncfs: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return syncfs
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _version_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes, *, sync: bool) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class LocalFileStore:
+    """A store in local files: atomic renames for the root, flock for the CAS."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root_path = Path(path)
+        self.lock_path = self.root_path.with_name(self.root_path.name + ".lock")
+        self.data_dir = self.root_path.with_name(self.root_path.name + ".d")
+        self.blob_dir = self.data_dir / "blobs"
+        self.inbox_dir = self.data_dir / "inbox"
+        self._ready = False
+
+    @property
+    def description(self) -> str:
+        return f"local:{self.root_path}"
+
+    async def _in_thread(self, func: Callable[[], _T]) -> _T:
+        try:
+            return await anyio.to_thread.run_sync(func)
+        except (BlobNotFound, RootConflict):
+            raise
+        except OSError as exc:
+            raise StoreError(
+                f"the local store at {self.root_path} failed: {exc}; check that the folder "
+                "exists, is writable, and the disk is not full"
+            ) from exc
+
+    def _make_dirs(self) -> None:
+        if not self._ready:
+            for folder in (self.root_path.parent, self.blob_dir, self.inbox_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+            self._ready = True
+
+    @contextlib.contextmanager
+    def _flock(self) -> Iterator[None]:
+        self._make_dirs()
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    async def open(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def ensure(self) -> None:
+        await self._in_thread(self._make_dirs)
+
+    def _read_root_sync(self) -> tuple[bytes, str] | None:
+        try:
+            data = self.root_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if not data:
+            return None
+        return data, _version_of(data)
+
+    async def read_root(self) -> tuple[bytes, str] | None:
+        return await self._in_thread(self._read_root_sync)
+
+    def _write_root_sync(self, data: bytes, expected: str | None, durable: bool) -> str:
+        with self._flock():
+            current = self._read_root_sync()
+            current_version = None if current is None else current[1]
+            if current_version != expected:
+                raise RootConflict(f"expected root version {expected}, found {current_version}")
+            tmp = self.root_path.with_name(f".{self.root_path.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                _write_file(tmp, data, sync=durable)
+                os.replace(tmp, self.root_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            if durable:
+                _fsync_dir(self.root_path.parent)
+            return _version_of(data)
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        return await self._in_thread(lambda: self._write_root_sync(data, expected, durable))
+
+    def _put_blobs_sync(self, blobs: Mapping[str, bytes]) -> None:
+        self._make_dirs()
+        if _SYNCFS is None:
+            for blob_id, data in blobs.items():
+                _write_file(self.blob_dir / blob_id, data, sync=True)
+        else:
+            for blob_id, data in blobs.items():
+                _write_file(self.blob_dir / blob_id, data, sync=False)
+            # One syncfs() flushes every file just written: far cheaper than an fsync each.
+            fd = os.open(self.blob_dir, os.O_RDONLY)
+            try:
+                if _SYNCFS(fd) != 0:
+                    raise OSError(ctypes.get_errno(), "syncfs failed")
+            finally:
+                os.close(fd)
+            return
+        _fsync_dir(self.blob_dir)
+
+    async def put_blobs(self, blobs: Mapping[str, bytes]) -> None:
+        if blobs:
+            await self._in_thread(lambda: self._put_blobs_sync(blobs))
+
+    def _get_blobs_sync(self, ids: Collection[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for blob_id in ids:
+            try:
+                found[blob_id] = (self.blob_dir / blob_id).read_bytes()
+            except FileNotFoundError:
+                raise BlobNotFound(blob_id) from None
+        return found
+
+    async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
+        if not ids:
+            return {}
+        return await self._in_thread(lambda: self._get_blobs_sync(ids))
+
+    def _delete_sync(self, folder: Path, ids: Collection[str]) -> None:
+        for item_id in ids:
+            (folder / item_id).unlink(missing_ok=True)
+
+    async def delete_blobs(self, ids: Collection[str]) -> None:
+        if ids:
+            await self._in_thread(lambda: self._delete_sync(self.blob_dir, ids))
+
+    def _list_sync(self, folder: Path) -> list[str]:
+        try:
+            return sorted(name for name in os.listdir(folder) if not name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    async def list_blobs(self) -> list[str]:
+        return await self._in_thread(lambda: self._list_sync(self.blob_dir))
+
+    def _inbox_put_sync(self, item_id: str, data: bytes) -> None:
+        self._make_dirs()
+        tmp = self.inbox_dir / f".{item_id}.tmp"
+        _write_file(tmp, data, sync=True)
+        os.replace(tmp, self.inbox_dir / item_id)
+        _fsync_dir(self.inbox_dir)
+
+    async def inbox_put(self, item_id: str, data: bytes) -> None:
+        await self._in_thread(lambda: self._inbox_put_sync(item_id, data))
+
+    def _inbox_list_sync(self) -> list[tuple[str, bytes]]:
+        items: list[tuple[str, bytes]] = []
+        for name in self._list_sync(self.inbox_dir):
+            try:
+                items.append((name, (self.inbox_dir / name).read_bytes()))
+            except FileNotFoundError:
+                continue  # consumed and deleted by a runner since the listing
+        return items
+
+    async def inbox_list(self) -> list[tuple[str, bytes]]:
+        return await self._in_thread(self._inbox_list_sync)
+
+    async def inbox_delete(self, ids: Collection[str]) -> None:
+        if ids:
+            await self._in_thread(lambda: self._delete_sync(self.inbox_dir, ids))
