@@ -1,0 +1,283 @@
+"""What the S3 and DynamoDB stores share: aioboto3 clients, retries, concurrency, errors.
+
+aioboto3 is imported only when an AWS store is built, so ``import ttflow_async`` never
+pulls it in; a missing extra fails at ``setup()`` with the ``pip install`` to run.
+
+Credentials, region and endpoint come from the standard AWS chain. botocore itself
+honours ``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL_DYNAMODB`` variables, so the stores pass an endpoint only when one
+is given explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import anyio
+
+from .._errors import StoreError
+
+_T = TypeVar("_T")
+
+INSTALL_HINT = "pip install 'ttflow-async[aws]'"
+
+#: Requests of one store call that may be in flight at once (and HTTP connections).
+DEFAULT_MAX_CONCURRENCY = 32
+
+#: botocore's "standard" retry mode retries throttling, 5xx answers and connection
+#: errors with exponential backoff and jitter; 5 attempts ride out short outages.
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def load_aioboto3(store_kind: str) -> Any:
+    """Import aioboto3, or fail with the ``pip install`` that provides it.
+
+    Args:
+        store_kind: The store that needs it, for the message (``"s3"``, ``"dynamodb"``).
+
+    Raises:
+        ImportError: aioboto3 is not installed.
+    """
+    try:
+        import aioboto3
+    except ImportError as exc:
+        raise ImportError(
+            f'the "{store_kind}:" store needs aioboto3, which is not installed; run: {INSTALL_HINT}'
+        ) from exc
+    return aioboto3
+
+
+def client_config(max_concurrency: int, retry_mode: str, max_attempts: int) -> Any:
+    """The botocore ``Config`` every AWS client of the project uses."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+        max_pool_connections=max_concurrency,
+        connect_timeout=10,
+        read_timeout=30,
+    )
+
+
+class AwsClientHolder:
+    """Opens one aioboto3 client on ``open()`` and lends it to every call.
+
+    A call made while the holder is not open gets a client of its own for the length
+    of that call, so every store method works with or without ``open()``.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        session: Any,
+        config: Any,
+        *,
+        endpoint_url: str | None,
+        region_name: str | None,
+    ) -> None:
+        self._service = service
+        self._session = session
+        self._config = config
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+
+    def _new_client(self) -> Any:
+        kwargs: dict[str, Any] = {"config": self._config}
+        if self._endpoint_url is not None:
+            kwargs["endpoint_url"] = self._endpoint_url
+        if self._region_name is not None:
+            kwargs["region_name"] = self._region_name
+        return self._session.client(self._service, **kwargs)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether ``open()`` entered a client that is still in use."""
+        return self._client is not None
+
+    async def open(self) -> None:
+        """Enter the client once; calling it again while open does nothing."""
+        if self._client is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        try:
+            self._client = await stack.enter_async_context(self._new_client())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def aclose(self) -> None:
+        """Close the client entered by ``open()``; safe to call when not open."""
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[Any]:
+        """Lend the open client, or one that lives for this call only."""
+        if self._client is not None:
+            yield self._client
+            return
+        async with self._new_client() as client:
+            yield client
+
+
+async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
+    """Run independent requests concurrently, at most ``limit`` at a time.
+
+    Results come back in the order of ``calls``. If any call fails, the others are
+    cancelled and the first failure is raised as itself (not as an exception group),
+    so callers can catch ``BlobNotFound`` or ``StoreError`` directly. Cancellation of
+    the caller is never swallowed: only groups of ordinary exceptions are unwrapped.
+    """
+    if not calls:
+        return []
+    if len(calls) == 1:
+        return [await calls[0]()]
+    results: list[Any] = [None] * len(calls)
+    limiter = anyio.CapacityLimiter(limit)
+
+    async def run_one(index: int) -> None:
+        async with limiter:
+            results[index] = await calls[index]()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for index in range(len(calls)):
+                group.start_soon(run_one, index)
+    except ExceptionGroup as failures:
+        first = _first_leaf(failures)
+        raise first from first.__cause__
+    return results
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    first = group.exceptions[0]
+    if isinstance(first, BaseExceptionGroup):
+        return _first_leaf(first)
+    return first
+
+
+def chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:
+    """Split ``items`` into consecutive batches of at most ``size``."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code", "")
+        return str(code)
+    return ""
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of a botocore ``ClientError`` (0 when unknown)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return int(status)
+    return 0
+
+
+def retry_attempts(exc: BaseException) -> int:
+    """How many times botocore retried the request that ended in ``exc``."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+    return 0
+
+
+_ACCESS_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+}
+
+
+def translate_error(exc: Exception, *, what: str, action: str, missing_hint: str) -> StoreError:
+    """Turn a botocore/aiohttp failure into a :class:`StoreError` that says what to do.
+
+    Args:
+        exc: The original error (kept as ``__cause__`` by the caller's ``raise ... from``).
+        what: The resource, e.g. ``"S3 bucket 'b'"`` or ``"DynamoDB table 't'"``.
+        action: The IAM action of the failed request, e.g. ``"s3:PutObject"``.
+        missing_hint: What to do when the resource does not exist.
+    """
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in _ACCESS_DENIED or http_status(exc) == 403:
+            return StoreError(
+                f"{what}: access denied for {action} ({code}: {message}); grant the "
+                f"credentials in use the {action} permission (see docs/aws.md for the "
+                "full IAM policy)"
+            )
+        if code in {"NoSuchBucket", "ResourceNotFoundException"}:
+            return StoreError(f"{what} does not exist ({code} on {action}); {missing_hint}")
+        return StoreError(f"{what}: {action} failed with {code or 'an error'}: {message}")
+    if isinstance(exc, NoCredentialsError):
+        return StoreError(
+            f"{what}: no AWS credentials found for {action}; configure the standard AWS "
+            "chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)"
+        )
+    if isinstance(exc, NoRegionError):
+        return StoreError(
+            f"{what}: no AWS region configured for {action}; set AWS_REGION or "
+            "AWS_DEFAULT_REGION (or region in the AWS config file)"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return StoreError(
+            f"{what}: could not connect to the endpoint for {action} ({exc}); check the "
+            "network and AWS_ENDPOINT_URL if it is set"
+        )
+    if isinstance(exc, BotoCoreError):
+        return StoreError(f"{what}: {action} failed: {exc}")
+    return StoreError(f"{what}: {action} failed: {type(exc).__name__}: {exc}")
+
+
+def is_translatable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a request failure :func:`translate_error` should handle."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # aiohttp's connection errors surface as OSError or TimeoutError once botocore
+    # has used up its retries.
+    return isinstance(exc, ClientError | BotoCoreError | OSError | TimeoutError)
+
+
+@contextlib.contextmanager
+def translated(
+    *, what: str, action: str, missing_hint: str, passthrough: tuple[type[Exception], ...] = ()
+) -> Iterator[None]:
+    """Re-raise request failures inside the block as :class:`StoreError` (cause chained).
+
+    Exceptions listed in ``passthrough`` (the protocol's own ``BlobNotFound`` and
+    ``RootConflict``) and anything that is not a request failure propagate unchanged.
+    """
+    try:
+        yield
+    except passthrough:
+        raise
+    except Exception as exc:
+        if is_translatable(exc):
+            raise translate_error(exc, what=what, action=action, missing_hint=missing_hint) from exc
+        raise

@@ -1,0 +1,307 @@
+"""The Amazon S3 store (``"s3:<bucket>"`` or ``"s3:<bucket>/<prefix>"``).
+
+Layout under the prefix::
+
+    <prefix>/root.json       the root; its ETag is the version token
+    <prefix>/blobs/<id>      one object per immutable blob (S3 needs no chunking)
+    <prefix>/inbox/<id>      one object per inbox item
+
+The root CAS is a conditional ``PutObject``: ``IfNoneMatch="*"`` when no root may
+exist yet, ``IfMatch=<etag>`` otherwise. S3 answers ``412 PreconditionFailed`` when the
+condition does not hold and ``409 ConditionalRequestConflict`` when two conditional
+writes race; both mean another writer won (:class:`RootConflict`). S3 reads are
+strongly consistent, so a root read right after a write sees it.
+
+The ETag of a plain ``PutObject`` is the MD5 of the body, so two roots with identical
+bytes share a version token; the engine's root always differs from the one it
+replaces (it carries the lease and a commit counter), which keeps the CAS sound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from ._aws import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_CONCURRENCY,
+    AwsClientHolder,
+    chunked,
+    client_config,
+    error_code,
+    gather_bounded,
+    http_status,
+    load_aioboto3,
+    retry_attempts,
+    translated,
+)
+from ._protocol import BlobNotFound, RootConflict
+
+#: ``DeleteObjects`` takes at most 1000 keys per request.
+_DELETE_BATCH = 1000
+
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
+
+
+class S3Store:
+    """A store in one S3 bucket, under an optional key prefix.
+
+    Args:
+        bucket: The bucket name.
+        prefix: Key prefix (without slashes at either end); ``""`` for the bucket root.
+        session: An ``aioboto3.Session`` to use instead of a default one.
+        endpoint_url: An explicit endpoint; by default the AWS chain decides
+            (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` included).
+        region_name: An explicit region; by default the AWS chain decides.
+        max_concurrency: Requests of one call in flight at once (and pooled connections).
+        retry_mode: botocore retry mode, ``"standard"`` (default) or ``"adaptive"``.
+        max_attempts: Attempts per request, the first one included.
+
+    Raises:
+        ImportError: aioboto3 is not installed (``pip install 'ttflow-async[aws]'``).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        retry_mode: str = "standard",
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        if not bucket:
+            raise ValueError("S3Store needs a bucket name")
+        aioboto3 = load_aioboto3("s3")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        base = f"{self.prefix}/" if self.prefix else ""
+        self._root_key = f"{base}root.json"
+        self._blob_prefix = f"{base}blobs/"
+        self._inbox_prefix = f"{base}inbox/"
+        self._limit = max_concurrency
+        self._region_name = region_name
+        self._holder = AwsClientHolder(
+            "s3",
+            session if session is not None else aioboto3.Session(),
+            client_config(max_concurrency, retry_mode, max_attempts),
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+        )
+
+    @property
+    def description(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def _translated(self, action: str) -> Any:
+        return translated(
+            what=f"S3 bucket {self.bucket!r}",
+            action=action,
+            missing_hint=(
+                "create it with `ttflow-async init` or `await client.ensure_store()`, "
+                "or check the bucket name and region"
+            ),
+            passthrough=(BlobNotFound, RootConflict),
+        )
+
+    async def open(self) -> None:
+        with self._translated("connect"):
+            await self._holder.open()
+
+    async def aclose(self) -> None:
+        await self._holder.aclose()
+
+    async def ensure(self) -> None:
+        async with self._holder.client() as s3:
+            with self._translated("s3:ListBucket"):
+                try:
+                    await s3.head_bucket(Bucket=self.bucket)
+                    return
+                except Exception as exc:
+                    if http_status(exc) != 404:
+                        raise
+            kwargs: dict[str, Any] = {"Bucket": self.bucket}
+            region = self._region_name or s3.meta.region_name
+            if region and region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            with self._translated("s3:CreateBucket"):
+                try:
+                    await s3.create_bucket(**kwargs)
+                except Exception as exc:
+                    # Another process created it between our check and our create.
+                    if error_code(exc) != "BucketAlreadyOwnedByYou":
+                        raise
+
+    async def read_root(self) -> tuple[bytes, str] | None:
+        async with self._holder.client() as s3:
+            with self._translated("s3:GetObject"):
+                try:
+                    response = await s3.get_object(Bucket=self.bucket, Key=self._root_key)
+                except Exception as exc:
+                    if error_code(exc) == "NoSuchKey":
+                        return None
+                    raise
+                async with response["Body"] as body:
+                    data: bytes = await body.read()
+        return data, str(response["ETag"])
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+        async with self._holder.client() as s3:
+            with self._translated("s3:PutObject"):
+                try:
+                    response = await s3.put_object(
+                        Bucket=self.bucket, Key=self._root_key, Body=data, **condition
+                    )
+                except Exception as exc:
+                    code = error_code(exc)
+                    # IfMatch on a root that was deleted (clear) answers 404.
+                    if code in _CONFLICT_CODES or (expected is not None and code == "NoSuchKey"):
+                        landed = await self._landed(data) if retry_attempts(exc) else None
+                        if landed is not None:
+                            # An earlier attempt of this request succeeded but its answer
+                            # was lost; the retry then saw our own write as a conflict.
+                            return landed
+                        raise RootConflict(
+                            f"the root of {self.description} changed (expected version "
+                            f"{expected}): another runner committed first"
+                        ) from None
+                    raise
+        return str(response["ETag"])
+
+    async def _landed(self, data: bytes) -> str | None:
+        """The root's version if it holds exactly ``data``, else ``None``."""
+        current = await self.read_root()
+        if current is not None and current[0] == data:
+            return current[1]
+        return None
+
+    def _blob_key(self, blob_id: str) -> str:
+        return f"{self._blob_prefix}{blob_id}"
+
+    async def put_blobs(self, blobs: Mapping[str, bytes]) -> None:
+        if not blobs:
+            return
+        async with self._holder.client() as s3:
+
+            def put(key: str, data: bytes) -> Any:
+                return lambda: s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+            with self._translated("s3:PutObject"):
+                await gather_bounded(
+                    [put(self._blob_key(i), data) for i, data in blobs.items()], self._limit
+                )
+
+    async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
+        if not ids:
+            return {}
+        async with self._holder.client() as s3:
+
+            def get(blob_id: str) -> Any:
+                async def fetch() -> bytes:
+                    try:
+                        response = await s3.get_object(
+                            Bucket=self.bucket, Key=self._blob_key(blob_id)
+                        )
+                    except Exception as exc:
+                        if error_code(exc) == "NoSuchKey":
+                            raise BlobNotFound(blob_id) from None
+                        raise
+                    async with response["Body"] as body:
+                        data: bytes = await body.read()
+                    return data
+
+                return fetch
+
+            unique = list(dict.fromkeys(ids))
+            with self._translated("s3:GetObject"):
+                found = await gather_bounded([get(i) for i in unique], self._limit)
+        return dict(zip(unique, found, strict=True))
+
+    async def _delete_keys(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        async with self._holder.client() as s3:
+
+            def delete(batch: Any) -> Any:
+                async def run() -> None:
+                    response = await s3.delete_objects(
+                        Bucket=self.bucket,
+                        Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+                    )
+                    errors = response.get("Errors") or []
+                    if errors:
+                        first = errors[0]
+                        raise _delete_failed(self.description, len(errors), first)
+
+                return run
+
+            with self._translated("s3:DeleteObject"):
+                await gather_bounded([delete(b) for b in chunked(keys, _DELETE_BATCH)], self._limit)
+
+    async def delete_blobs(self, ids: Collection[str]) -> None:
+        await self._delete_keys([self._blob_key(i) for i in dict.fromkeys(ids)])
+
+    async def _list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        async with self._holder.client() as s3:
+            paginator = s3.get_paginator("list_objects_v2")
+            with self._translated("s3:ListBucket"):
+                async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                    keys.extend(entry["Key"] for entry in page.get("Contents", []))
+        return [key[len(prefix) :] for key in keys]
+
+    async def list_blobs(self) -> list[str]:
+        return await self._list_keys(self._blob_prefix)
+
+    async def inbox_put(self, item_id: str, data: bytes) -> None:
+        async with self._holder.client() as s3:
+            with self._translated("s3:PutObject"):
+                await s3.put_object(
+                    Bucket=self.bucket, Key=f"{self._inbox_prefix}{item_id}", Body=data
+                )
+
+    async def inbox_list(self) -> list[tuple[str, bytes]]:
+        ids = sorted(await self._list_keys(self._inbox_prefix))
+        if not ids:
+            return []
+        async with self._holder.client() as s3:
+
+            def get(item_id: str) -> Any:
+                async def fetch() -> bytes | None:
+                    try:
+                        response = await s3.get_object(
+                            Bucket=self.bucket, Key=f"{self._inbox_prefix}{item_id}"
+                        )
+                    except Exception as exc:
+                        if error_code(exc) == "NoSuchKey":
+                            return None  # consumed and deleted by a runner since the listing
+                        raise
+                    async with response["Body"] as body:
+                        data: bytes = await body.read()
+                    return data
+
+                return fetch
+
+            with self._translated("s3:GetObject"):
+                found = await gather_bounded([get(i) for i in ids], self._limit)
+        return [(i, data) for i, data in zip(ids, found, strict=True) if data is not None]
+
+    async def inbox_delete(self, ids: Collection[str]) -> None:
+        await self._delete_keys([f"{self._inbox_prefix}{i}" for i in dict.fromkeys(ids)])
+
+
+def _delete_failed(description: str, count: int, first: Mapping[str, Any]) -> Exception:
+    from .._errors import StoreError
+
+    code = first.get("Code", "")
+    hint = (
+        "; grant the s3:DeleteObject permission (see docs/aws.md)" if code == "AccessDenied" else ""
+    )
+    return StoreError(
+        f"{description}: DeleteObjects failed for {count} key(s), first "
+        f"{first.get('Key')!r}: {code} {first.get('Message', '')}{hint}"
+    )
