@@ -1,0 +1,292 @@
+"""The dashboard application: JSON endpoints over the public client API, and the page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+
+from .._errors import (
+    CorruptStateError,
+    InvalidStateError,
+    StateLockedError,
+    StoreError,
+    TtflowError,
+    UnknownTriggerError,
+)
+from ._flow import build_flow
+from ._models import (
+    ErrorOut,
+    EventIn,
+    EventLogEntryOut,
+    FlowOut,
+    HistoryEntryOut,
+    LockedOut,
+    PassOut,
+    RunLogsOut,
+    RunResultOut,
+    StatusOut,
+    SuspendedRunOut,
+    TraceOut,
+    TriggerIn,
+    WorkflowOut,
+)
+from ._security import SecurityMiddleware, token_matches
+
+if TYPE_CHECKING:
+    from .. import Client
+
+logger = logging.getLogger("ttflow_async.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+WRITES_DISABLED_MESSAGE = (
+    "Write actions are disabled: start the dashboard with a token "
+    "(--token or the TTFLOW_ASYNC_DASHBOARD_TOKEN environment variable)."
+)
+MISSING_TOKEN_MESSAGE = "Missing or wrong token: send 'Authorization: Bearer <token>'."
+RESERVED_EVENT_MESSAGE = "Event names beginning with '_' are reserved for the engine."
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The token given to the dashboard (--token); needed by write actions.",
+)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status.HTTP_400_BAD_REQUEST: {"model": ErrorOut, "description": "Bad input; nothing changed"},
+    status.HTTP_401_UNAUTHORIZED: {"model": ErrorOut, "description": "Missing or wrong token"},
+    status.HTTP_403_FORBIDDEN: {"model": ErrorOut, "description": "No token configured"},
+}
+_LIMIT = Annotated[
+    int | None, Query(ge=1, le=1000, description="only the most recent entries (oldest first)")
+]
+
+
+def _last(items: list[Any], limit: int | None) -> list[Any]:
+    return items if limit is None else items[-limit:]
+
+
+def _pass_out(results: Iterable[Any]) -> PassOut:
+    return PassOut(
+        queued=False,
+        results=[RunResultOut.model_validate(r, from_attributes=True) for r in results],
+    )
+
+
+def _locked_response(exc: StateLockedError) -> JSONResponse:
+    if exc.queued:
+        body: PassOut | LockedOut = PassOut(queued=True, message=str(exc), results=[])
+        code = status.HTTP_202_ACCEPTED
+    else:
+        body = LockedOut(detail=str(exc), queued=False)
+        code = status.HTTP_409_CONFLICT
+    return JSONResponse(body.model_dump(mode="json"), status_code=code)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def error(code: int) -> Any:
+        async def handler(request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+
+        return handler
+
+    app.add_exception_handler(UnknownTriggerError, error(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(InvalidStateError, error(status.HTTP_400_BAD_REQUEST))
+    app.add_exception_handler(CorruptStateError, error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(StoreError, error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(TtflowError, error(status.HTTP_500_INTERNAL_SERVER_ERROR))
+
+
+def create_app(
+    client: Client,
+    *,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+) -> FastAPI:
+    """Build the dashboard for ``client``.
+
+    The read-only endpoints are always available. The write endpoints (fire a
+    trigger, send an event, resume) need ``Authorization: Bearer <token>`` and are
+    disabled (403) when ``token`` is ``None``.
+
+    Args:
+        client: The workflow client; the app enters ``async with client`` for its
+            lifetime, so the store's connections are opened once.
+        token: The secret that enables write actions, or ``None`` to disable them.
+        allowed_hosts: Host names the app answers to (``Host`` header, without
+            port); ``None`` answers any. :func:`serve` restricts a loopback bind to
+            loopback names.
+
+    Returns:
+        A FastAPI application; its OpenAPI schema is served at ``/api/openapi.json``.
+    """
+    if token is not None and not token:
+        raise ValueError("the dashboard token must not be empty (use None to disable writes)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with client:
+            yield
+
+    app = FastAPI(
+        title="ttflow-async dashboard",
+        summary="See and steer durable workflows.",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(SecurityMiddleware, allowed_hosts=allowed_hosts)
+    _install_error_handlers(app)
+
+    async def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if token is None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, WRITES_DISABLED_MESSAGE)
+        if credentials is None or not token_matches(credentials.credentials, token):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                MISSING_TOKEN_MESSAGE,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def workflows() -> list[WorkflowOut]:
+        return [WorkflowOut.model_validate(w, from_attributes=True) for w in client.workflows]
+
+    @app.get("/api/workflows", tags=["read"])
+    async def list_workflows() -> list[WorkflowOut]:
+        """The registered workflows with their description and trigger."""
+        return workflows()
+
+    @app.get("/api/runs/suspended", tags=["read"])
+    async def list_suspended_runs() -> list[SuspendedRunOut]:
+        """Suspended runs: what each waits for, and since when."""
+        return [
+            SuspendedRunOut.model_validate(r, from_attributes=True)
+            for r in await client.paused_runs()
+        ]
+
+    @app.get("/api/runs/history", tags=["read"])
+    async def list_run_history(limit: _LIMIT = None) -> list[HistoryEntryOut]:
+        """Finished runs, oldest first."""
+        history = await client.run_history()
+        return [
+            HistoryEntryOut.model_validate(r, from_attributes=True) for r in _last(history, limit)
+        ]
+
+    @app.get("/api/runs/{run_id}/logs", tags=["read"])
+    async def get_run_logs(run_id: str) -> RunLogsOut:
+        """A run's log lines; empty for a run id the store does not know."""
+        return RunLogsOut(run_id=run_id, lines=list(await client.run_logs(run_id)))
+
+    @app.get("/api/events", tags=["read"])
+    async def list_events(limit: _LIMIT = None) -> list[EventLogEntryOut]:
+        """Delivered events, oldest first."""
+        events = await client.event_log()
+        return [
+            EventLogEntryOut.model_validate(e, from_attributes=True) for e in _last(events, limit)
+        ]
+
+    @app.get("/api/traces", tags=["read"])
+    async def list_traces(limit: _LIMIT = None) -> list[TraceOut]:
+        """Execution traces (one per pass), oldest first."""
+        traces = await client.traces()
+        return [TraceOut.model_validate(t, from_attributes=True) for t in _last(traces, limit)]
+
+    @app.get("/api/flow", tags=["read"])
+    async def get_flow() -> FlowOut:
+        """The event → workflow flow and state producers/consumers."""
+        traces = [TraceOut.model_validate(t, from_attributes=True) for t in await client.traces()]
+        return build_flow(workflows(), traces)
+
+    @app.get("/api/status", tags=["read"])
+    async def get_status() -> StatusOut:
+        """Whether the store is locked, the next wakeup, and whether writes are enabled."""
+        return StatusOut(
+            locked=await client.is_locked(),
+            next_wakeup=await client.next_wakeup(),
+            writes_enabled=token is not None,
+        )
+
+    write_responses: dict[int | str, dict[str, Any]] = {
+        **_ERRORS,
+        status.HTTP_202_ACCEPTED: {"model": PassOut, "description": "Queued: the lock was held"},
+    }
+
+    @app.post(
+        "/api/trigger",
+        tags=["write"],
+        dependencies=[Depends(require_token)],
+        response_model=PassOut,
+        responses={
+            **write_responses,
+            status.HTTP_404_NOT_FOUND: {"model": ErrorOut, "description": "Unknown trigger"},
+        },
+    )
+    async def fire_trigger(body: TriggerIn) -> PassOut | JSONResponse:
+        """Fire a trigger with JSON args and run a pass (``client.run(name, args)``)."""
+        try:
+            results = await client.run(body.name, body.args)
+        except StateLockedError as exc:
+            return _locked_response(exc)
+        logger.info("dashboard fired trigger %r", body.name)
+        return _pass_out(results)
+
+    @app.post(
+        "/api/events",
+        tags=["write"],
+        dependencies=[Depends(require_token)],
+        response_model=PassOut,
+        responses=write_responses,
+    )
+    async def send_event(body: EventIn) -> PassOut | JSONResponse:
+        """Store an event durably, then (unless ``run`` is false) run a pass."""
+        if body.name.startswith("_"):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, RESERVED_EVENT_MESSAGE)
+        await client.send_event(body.name, body.args)
+        logger.info("dashboard sent event %r", body.name)
+        if not body.run:
+            return JSONResponse(
+                PassOut(queued=True, message="Delivered by the next pass.", results=[]).model_dump(
+                    mode="json"
+                ),
+                status_code=status.HTTP_202_ACCEPTED,
+            )
+        try:
+            results = await client.run()
+        except StateLockedError as exc:
+            return _locked_response(StateLockedError(str(exc), queued=True))
+        return _pass_out(results)
+
+    @app.post(
+        "/api/resume",
+        tags=["write"],
+        dependencies=[Depends(require_token)],
+        response_model=PassOut,
+        responses={
+            **_ERRORS,
+            status.HTTP_409_CONFLICT: {"model": LockedOut, "description": "The lock is held"},
+        },
+    )
+    async def resume() -> PassOut | JSONResponse:
+        """Run a plain pass: resume what is ready (``client.run()``)."""
+        try:
+            results = await client.run()
+        except StateLockedError as exc:
+            return _locked_response(exc)
+        return _pass_out(results)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
