@@ -1,1 +1,72 @@
-"""ttflow-async: an asyncio-native durable workflow runtime."""
+"""ttflow-async: an asyncio-native durable workflow runtime.
+
+Workflows are plain ``async def`` functions; every ``await client.run()`` is one short
+pass that takes a lease, replays and advances what is ready, commits atomically and
+releases. State lives in a local file by default, or in S3 or DynamoDB.
+"""
+
+from ._client import Client as Client
+from ._client import setup as setup
+from ._context import RunContext as RunContext
+from ._errors import CorruptStateError as CorruptStateError
+from ._errors import EventWaitTimeout as EventWaitTimeout
+from ._errors import InvalidStateError as InvalidStateError
+from ._errors import NondeterminismError as NondeterminismError
+from ._errors import SideeffectUsageError as SideeffectUsageError
+from ._errors import StateLockedError as StateLockedError
+from ._errors import StoreError as StoreError
+from ._errors import TtflowError as TtflowError
+from ._errors import UnknownRepositoryError as UnknownRepositoryError
+from ._errors import UnknownTriggerError as UnknownTriggerError
+from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
+from ._errors import WorkflowDirectCallError as WorkflowDirectCallError
+from ._records import ContextData as ContextData
+from ._records import EventLogEntry as EventLogEntry
+from ._records import PausedRun as PausedRun
+from ._records import RunHistoryEntry as RunHistoryEntry
+from ._records import StateChange as StateChange
+from ._records import Trace as Trace
+from ._records import TraceExecution as TraceExecution
+from ._records import TriggerInfo as TriggerInfo
+from ._records import WorkflowInfo as WorkflowInfo
+from ._records import WorkflowRunResult as WorkflowRunResult
+from ._stores import Store as Store
+from ._triggers import Trigger as Trigger
+from ._triggers import event_trigger as event_trigger
+from ._triggers import every_trigger as every_trigger
+from ._triggers import state_trigger as state_trigger
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "ContextData",
+    "CorruptStateError",
+    "EventLogEntry",
+    "EventWaitTimeout",
+    "InvalidStateError",
+    "NondeterminismError",
+    "PausedRun",
+    "RunContext",
+    "RunHistoryEntry",
+    "SideeffectUsageError",
+    "StateChange",
+    "StateLockedError",
+    "Store",
+    "StoreError",
+    "Trace",
+    "TraceExecution",
+    "Trigger",
+    "TriggerInfo",
+    "TtflowError",
+    "UnknownRepositoryError",
+    "UnknownTriggerError",
+    "WorkflowDefinitionError",
+    "WorkflowDirectCallError",
+    "WorkflowInfo",
+    "WorkflowRunResult",
+    "event_trigger",
+    "every_trigger",
+    "setup",
+    "state_trigger",
+]

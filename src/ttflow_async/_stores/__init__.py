@@ -44,6 +44,4 @@ def store_from_spec(spec: str, **options: Any) -> Store:
         from ._dynamodb import DynamoDBStore
 
         return DynamoDBStore(rest, **options)
-    raise UnknownRepositoryError(
-        f"unknown store spec {spec!r}; accepted forms: {ACCEPTED_FORMS}"
-    )
+    raise UnknownRepositoryError(f"unknown store spec {spec!r}; accepted forms: {ACCEPTED_FORMS}")

@@ -1,0 +1,229 @@
+"""Workflow and side-effect definitions: validation and registration only, no I/O."""
+
+from __future__ import annotations
+
+import collections.abc
+import functools
+import hashlib
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from ._errors import SideeffectUsageError, WorkflowDefinitionError, WorkflowDirectCallError
+from ._triggers import Trigger
+
+if TYPE_CHECKING:
+    from ._context import RunContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_PASS_THROUGH: tuple[Any, ...] = (
+    inspect.Parameter.empty,
+    Any,
+    object,
+    dict,
+    collections.abc.Mapping,
+    typing.Dict,  # noqa: UP006 - an annotation users may still write
+)
+
+
+def _code_fingerprint(fn: Callable[..., Any]) -> str:
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        source = repr((code.co_code, code.co_consts, code.co_names)) if code else repr(fn)
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def _args_adapter(fn: Callable[..., Any], param: inspect.Parameter) -> TypeAdapter[Any] | None:
+    annotation: Any = param.annotation
+    if isinstance(annotation, str):
+        try:
+            annotation = typing.get_type_hints(fn).get(param.name, Any)
+        except Exception:  # an unresolvable forward reference: pass args through
+            return None
+    if annotation in _PASS_THROUGH or typing.get_origin(annotation) in (
+        dict,
+        collections.abc.Mapping,
+    ):
+        return None
+    try:
+        return TypeAdapter(annotation)
+    except Exception as exc:
+        raise WorkflowDefinitionError(
+            f"workflow {fn.__name__!r}: cannot validate args annotated {annotation!r} ({exc}); "
+            "annotate args with a pydantic model, a dataclass, a TypedDict, dict or Any"
+        ) from exc
+
+
+def _return_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
+    try:
+        annotation = typing.get_type_hints(fn).get("return", Any)
+    except Exception:  # an unresolvable forward reference: plain JSON results
+        return None
+    if annotation in (Any, object, type(None), None):
+        return None
+    try:
+        return TypeAdapter(annotation)
+    except Exception:
+        return None
+
+
+class WorkflowFunction(Generic[P, R]):
+    """What ``@client.workflow()`` leaves in place of the function.
+
+    It cannot be called directly: workflows run only through ``client.run()``.
+    """
+
+    def __init__(self, definition: WorkflowDef) -> None:
+        self.definition = definition
+        functools.update_wrapper(self, definition.fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise WorkflowDirectCallError(
+            f"workflow {self.definition.name!r} cannot be called directly; start it with "
+            f"await client.run({self.definition.trigger.name!r}, args) "
+            "(or emit the event it listens to)"
+        )
+
+
+@dataclass
+class WorkflowDef:
+    """A registered workflow."""
+
+    name: str
+    fn: Callable[..., Awaitable[Any]]
+    trigger: Trigger
+    description: str | None
+    takes_args: bool
+    args_adapter: TypeAdapter[Any] | None
+    fingerprint: str
+
+    def convert_args(self, args: Any) -> Any:
+        """Validate and convert incoming args; raises ValueError naming the field."""
+        if self.args_adapter is None:
+            return args
+        try:
+            return self.args_adapter.validate_python(args)
+        except ValidationError as exc:
+            raise ValueError(f"invalid args for workflow {self.name!r}: {exc}") from None
+
+
+@dataclass
+class SideeffectDef:
+    """A registered side effect."""
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    result_adapter: TypeAdapter[Any] | None
+    fingerprint: str
+
+
+def make_workflow(
+    fn: Callable[..., Any], name: str | None, trigger: Trigger, *, registered: dict[str, Any]
+) -> WorkflowDef:
+    """Validate a workflow function and build its definition."""
+    if isinstance(fn, WorkflowFunction):
+        fn = fn.definition.fn
+    if not inspect.iscoroutinefunction(fn):
+        raise WorkflowDefinitionError(
+            f"workflow {getattr(fn, '__name__', fn)!r} must be an async def function "
+            "(async def my_flow(c: RunContext, args: dict) -> None: ...)"
+        )
+    name = name or fn.__name__
+    if name in registered:
+        raise WorkflowDefinitionError(
+            f"a workflow named {name!r} is already registered; give one of them another name"
+        )
+    params = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(params) not in (1, 2):
+        raise WorkflowDefinitionError(
+            f"workflow {name!r} must take (c) or (c, args), but takes {len(params)} "
+            "positional parameters"
+        )
+    takes_args = len(params) == 2
+    adapter = _args_adapter(fn, params[1]) if takes_args else None
+    fingerprint = hashlib.sha256(
+        f"{name}|{trigger.kind}|{trigger.name}|{_code_fingerprint(fn)}".encode()
+    ).hexdigest()
+    return WorkflowDef(
+        name=name,
+        fn=fn,
+        trigger=trigger,
+        description=inspect.getdoc(fn),
+        takes_args=takes_args,
+        args_adapter=adapter,
+        fingerprint=fingerprint,
+    )
+
+
+def make_sideeffect(fn: Callable[..., Any], name: str | None) -> SideeffectDef:
+    """Validate a side-effect function and build its definition."""
+    if not callable(fn):
+        raise WorkflowDefinitionError(f"a side effect must be a function, got {fn!r}")
+    name = name or fn.__name__
+    return SideeffectDef(
+        name=name,
+        fn=fn,
+        is_async=inspect.iscoroutinefunction(fn),
+        result_adapter=_return_adapter(fn),
+        fingerprint=hashlib.sha256(f"{name}|{_code_fingerprint(fn)}".encode()).hexdigest(),
+    )
+
+
+def sideeffect_caller(
+    definition: SideeffectDef, context_type: type[RunContext]
+) -> Callable[..., Awaitable[Any]]:
+    """The callable that replaces a side-effect function: checks usage, returns a coroutine."""
+
+    @functools.wraps(definition.fn)
+    def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+        if not args or not isinstance(args[0], context_type):
+            raise SideeffectUsageError(
+                f"side effect {definition.name!r} must be called with the RunContext first: "
+                f"await {definition.name}(c, ...)"
+            )
+        return args[0]._call_sideeffect(definition, args[1:], kwargs)
+
+    return call
+
+
+@dataclass
+class Registry:
+    """Every workflow and side effect of one client."""
+
+    workflows: dict[str, WorkflowDef] = field(default_factory=dict)
+    sideeffects: dict[str, SideeffectDef] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """Changes when any workflow's or side effect's name, trigger or code changes."""
+        parts = sorted(w.fingerprint for w in self.workflows.values())
+        parts += sorted("se:" + s.fingerprint for s in self.sideeffects.values())
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def string_triggers(self) -> set[str]:
+        """Names fired by ``client.run(name)``."""
+        return {w.trigger.name for w in self.workflows.values() if w.trigger.kind == "trigger"}
+
+    def started_by_trigger(self, name: str) -> list[WorkflowDef]:
+        """Workflows started by ``client.run(name)``."""
+        return [
+            w
+            for w in self.workflows.values()
+            if w.trigger.kind == "trigger" and w.trigger.name == name
+        ]
+
+    def started_by_event(self, event_name: str) -> list[WorkflowDef]:
+        """Workflows started by the event ``event_name``."""
+        return [w for w in self.workflows.values() if w.trigger.event_name == event_name]

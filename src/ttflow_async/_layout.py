@@ -1,0 +1,251 @@
+"""The stored layout: root, head, sharded maps and capped logs over immutable blobs.
+
+::
+
+    root (CAS)  {format, v, lease, head: <blob id>, consumed: [inbox ids], gen}
+      └─ head blob  {fp, states[16], waits[64], timers[16], timer_min[16],
+                     next_run{run_id: rec}, blocked{run_id: rec},
+                     history[[seg, n]...], events[...], traces[...], last_gc}
+           ├─ state shards   state name  -> value
+           ├─ wait shards    event name  -> {run_id: rec}
+           ├─ timer shards   run_id      -> rec           (min due time kept in the head)
+           ├─ journals       one blob per suspended run: {args, entries, logs, wake}
+           └─ log segments   capped, append-only lists (history, event log, traces)
+
+A run record ``rec`` is ``{"w": workflow, "since": t, "wait": {...}, "j": journal id}``.
+Only what a pass needs is read: the head, the shards of delivered event names, the
+timer shards that are due, and the journals of ready runs. Every write goes to a fresh
+blob id; the old blobs become garbage deleted after the commit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from . import _json
+from ._errors import CorruptStateError
+
+FORMAT = "ttflow-async"
+FORMAT_VERSION = 1
+
+STATE_SHARDS = 16
+WAIT_SHARDS = 64
+TIMER_SHARDS = 16
+
+HISTORY_CAP = 1000
+EVENT_LOG_CAP = 1000
+TRACE_CAP = 500
+SEGMENT_SIZE = 100
+
+Fetch = Callable[[Iterable[str]], Awaitable[dict[str, Any]]]
+
+
+def new_id(kind: str) -> str:
+    """A fresh, unique, time-ordered blob id such as ``j-18c1f2...-9f3a...``."""
+    return f"{kind}-{time.time_ns():x}-{os.urandom(8).hex()}"
+
+
+def blob_time(blob_id: str) -> float | None:
+    """The creation time encoded in a blob id, or None if it has none."""
+    parts = blob_id.split("-")
+    if len(parts) < 3:
+        return None
+    try:
+        return int(parts[1], 16) / 1e9
+    except ValueError:
+        return None
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The stable shard of a key."""
+    return zlib.crc32(key.encode()) % shards
+
+
+def empty_root() -> dict[str, Any]:
+    """A root with no data and no lease."""
+    return {"format": FORMAT, "v": FORMAT_VERSION, "lease": None, "head": None, "consumed": []}
+
+
+def decode_root(data: bytes, where: str) -> dict[str, Any]:
+    """Parse a root record or raise CorruptStateError (the data is never overwritten)."""
+    try:
+        root = _json.loads(data)
+    except ValueError as exc:
+        raise CorruptStateError(
+            f"{where} does not hold a ttflow-async store (it is not JSON: {exc}); it was left "
+            "untouched: move it aside or point setup() at another location"
+        ) from None
+    if not isinstance(root, dict) or root.get("format") != FORMAT:
+        raise CorruptStateError(
+            f"{where} holds data that is not a ttflow-async store; it was left untouched: "
+            "move it aside or point setup() at another location"
+        )
+    if root.get("v") != FORMAT_VERSION:
+        raise CorruptStateError(
+            f"{where} holds a ttflow-async store of format version {root.get('v')!r}, but this "
+            f"engine reads version {FORMAT_VERSION}; upgrade ttflow-async to read it"
+        )
+    return root
+
+
+def empty_head() -> dict[str, Any]:
+    """A head with no state, no suspended runs and empty logs."""
+    return {
+        "fp": None,
+        "states": [None] * STATE_SHARDS,
+        "waits": [None] * WAIT_SHARDS,
+        "timers": [None] * TIMER_SHARDS,
+        "timer_min": [None] * TIMER_SHARDS,
+        "next_run": {},
+        "blocked": {},
+        "history": [],
+        "events": [],
+        "traces": [],
+        "last_gc": time.time(),
+    }
+
+
+def rec_due(rec: dict[str, Any]) -> float | None:
+    """When a suspended run falls due by time (a sleep or a wait timeout), if ever."""
+    wait = rec["wait"]
+    if wait["kind"] == "timer":
+        return float(wait["due"])
+    if wait["kind"] == "event" and wait.get("deadline") is not None:
+        return float(wait["deadline"])
+    return None
+
+
+class ShardedMap:
+    """A key -> value map split into a fixed number of shard blobs, loaded lazily."""
+
+    def __init__(self, kind: str, ids: list[str | None]) -> None:
+        self.kind = kind
+        self.ids = list(ids)
+        self.shards: dict[int, dict[str, Any]] = {}
+        self.dirty: set[int] = set()
+
+    def index(self, key: str) -> int:
+        """The shard holding ``key``."""
+        return shard_of(key, len(self.ids))
+
+    async def load(self, indexes: Iterable[int], fetch: Fetch) -> None:
+        """Fetch the given shards (concurrently) unless already loaded."""
+        wanted = {i for i in indexes if i not in self.shards}
+        for i in [i for i in wanted if self.ids[i] is None]:
+            self.shards[i] = {}
+            wanted.discard(i)
+        if wanted:
+            blobs = await fetch([self.ids[i] or "" for i in wanted])
+            for i in wanted:
+                # A concurrent load may have won and been written to meanwhile: keep it.
+                self.shards.setdefault(i, blobs[self.ids[i] or ""])
+
+    async def load_all(self, fetch: Fetch) -> None:
+        """Fetch every shard."""
+        await self.load(range(len(self.ids)), fetch)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` (its shard must be loaded)."""
+        return self.shards[self.index(key)].get(key, default)
+
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is present (its shard must be loaded)."""
+        return key in self.shards[self.index(key)]
+
+    def put(self, key: str, value: Any) -> None:
+        """Set ``key`` (its shard must be loaded)."""
+        i = self.index(key)
+        self.shards[i][key] = value
+        self.dirty.add(i)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present (its shard must be loaded)."""
+        i = self.index(key)
+        if self.shards[i].pop(key, None) is not None:
+            self.dirty.add(i)
+
+    def touch(self, key: str) -> None:
+        """Mark the shard of ``key`` as changed (a value was mutated in place)."""
+        self.dirty.add(self.index(key))
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        """Every loaded item."""
+        for shard in self.shards.values():
+            yield from shard.items()
+
+    def flush(self, blobs: dict[str, bytes], garbage: set[str]) -> list[str | None]:
+        """Write changed shards under fresh ids; returns the new id list."""
+        for i in sorted(self.dirty):
+            old = self.ids[i]
+            if old is not None:
+                garbage.add(old)
+            shard = self.shards[i]
+            if shard:
+                blob_id = new_id(self.kind)
+                blobs[blob_id] = _json.dumps(shard)
+                self.ids[i] = blob_id
+            else:
+                self.ids[i] = None
+        self.dirty.clear()
+        return list(self.ids)
+
+
+class CappedLog:
+    """An append-only list keeping about the last ``cap`` entries in fixed-size segments.
+
+    Appending rewrites only the last, partly filled segment; whole segments fall off
+    the front once the rest still holds ``cap`` entries.
+    """
+
+    def __init__(self, kind: str, segments: list[list[Any]], cap: int) -> None:
+        self.kind = kind
+        self.segments: list[list[Any]] = [list(s) for s in segments]
+        self.cap = cap
+        self.pending: list[Any] = []
+
+    def append(self, entry: Any) -> None:
+        """Add an entry (written at the next flush)."""
+        self.pending.append(entry)
+
+    async def read(self, fetch: Fetch) -> list[Any]:
+        """Every stored entry, oldest first, capped."""
+        ids = [seg[0] for seg in self.segments]
+        blobs = await fetch(ids) if ids else {}
+        entries = [e for blob_id in ids for e in blobs[blob_id]]
+        entries.extend(self.pending)
+        return entries[-self.cap :]
+
+    async def flush(self, fetch: Fetch, blobs: dict[str, bytes], garbage: set[str]) -> None:
+        """Write pending entries: rewrite the tail segment, add new ones, drop old ones."""
+        if not self.pending:
+            return
+        tail: list[Any] = []
+        if self.segments and self.segments[-1][1] < SEGMENT_SIZE:
+            last_id = self.segments.pop()[0]
+            tail = list((await fetch([last_id]))[last_id])
+            garbage.add(last_id)
+        tail.extend(self.pending)
+        self.pending = []
+        for start in range(0, len(tail), SEGMENT_SIZE):
+            chunk = tail[start : start + SEGMENT_SIZE]
+            blob_id = new_id(self.kind)
+            blobs[blob_id] = _json.dumps(chunk)
+            self.segments.append([blob_id, len(chunk)])
+        total = sum(seg[1] for seg in self.segments)
+        while self.segments and total - self.segments[0][1] >= self.cap:
+            total -= self.segments[0][1]
+            garbage.add(self.segments.pop(0)[0])
+
+    def tail_id(self) -> str | None:
+        """The blob id of the partly filled last segment that a flush rewrites."""
+        if self.pending and self.segments and self.segments[-1][1] < SEGMENT_SIZE:
+            return str(self.segments[-1][0])
+        return None
+
+    def blob_ids(self) -> list[str]:
+        """Every segment blob id."""
+        return [seg[0] for seg in self.segments]

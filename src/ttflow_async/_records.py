@@ -1,0 +1,110 @@
+"""Records returned to users: run results and the inspection API (pydantic models)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+RunStatus = Literal["succeeded", "failed", "paused", "blocked"]
+
+
+def to_datetime(epoch: float) -> datetime:
+    """A timezone-aware UTC datetime from epoch seconds."""
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class WorkflowRunResult(_Record):
+    """The outcome of one run within one ``run()`` call."""
+
+    workflow_name: str
+    run_id: str
+    status: RunStatus
+    error_message: str | None = None
+    logs: list[str]
+    triggered_by: str
+
+
+class ContextData(_Record):
+    """Identity of the current run (``RunContext.get_context_data()``)."""
+
+    run_id: str
+    workflow_name: str
+
+
+class TriggerInfo(_Record):
+    """A registered workflow's trigger: ``kind`` and ``name``."""
+
+    kind: Literal["trigger", "event", "every", "state"]
+    name: str
+
+
+class WorkflowInfo(_Record):
+    """A registered workflow (``client.workflows``)."""
+
+    name: str
+    description: str | None
+    trigger: TriggerInfo
+
+
+class PausedRun(_Record):
+    """A suspended run and what it waits for.
+
+    ``waiting_for["kind"]`` is ``"next_run"``, ``"event"`` (with ``"name"`` and
+    ``"timeout_at"``), ``"timer"`` (with ``"due"``) or ``"blocked"`` (with
+    ``"error_message"``).
+    """
+
+    workflow_name: str
+    run_id: str
+    since: datetime
+    waiting_for: dict[str, Any]
+
+
+class RunHistoryEntry(_Record):
+    """A finished run."""
+
+    workflow_name: str
+    run_id: str
+    timestamp: datetime
+    status: Literal["succeeded", "failed"]
+
+
+class EventLogEntry(_Record):
+    """A delivered event (user events, ``state_changed_*``, ``workflows_changed``)."""
+
+    event_name: str
+    args: Any
+    timestamp: datetime
+
+
+class StateChange(_Record):
+    """One state change made by a run."""
+
+    name: str
+    old: Any
+    new: Any
+
+
+class TraceExecution(_Record):
+    """One run executed within a traced ``run()``."""
+
+    workflow_name: str
+    run_id: str
+    status: RunStatus
+    triggered_by: str
+    state_changes: list[StateChange]
+
+
+class Trace(_Record):
+    """The execution trace of one ``run()``."""
+
+    trace_id: str
+    timestamp: datetime
+    trigger_name: str | None
+    executions: list[TraceExecution]

@@ -1,0 +1,291 @@
+"""A write-buffered view of the store for one pass: lazy reads, a write set, one commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
+
+from . import _json
+from ._errors import CorruptStateError
+from ._layout import (
+    EVENT_LOG_CAP,
+    HISTORY_CAP,
+    TRACE_CAP,
+    CappedLog,
+    ShardedMap,
+    decode_root,
+    empty_head,
+    empty_root,
+    new_id,
+    rec_due,
+)
+from ._stores import Store
+
+logger = logging.getLogger("ttflow_async")
+
+Rec = dict[str, Any]
+
+
+class StoreView:
+    """What one pass (or one inspection call) sees of the store, and what it will write.
+
+    Reads are cached; writes go to fresh blob ids in ``new_blobs``; blobs that the new
+    head no longer references are collected in ``garbage`` and deleted after commit.
+    """
+
+    def __init__(self, store: Store, root: dict[str, Any], version: str | None) -> None:
+        self.store = store
+        self.root = root
+        self.version = version
+        self.cache: dict[str, Any] = {}
+        self._inflight: dict[str, anyio.Event] = {}
+        self.new_blobs: dict[str, bytes] = {}
+        self.garbage: set[str] = set()
+        self.head: dict[str, Any] = empty_head()
+        self._bind_head()
+
+    @classmethod
+    async def read(cls, store: Store) -> StoreView:
+        """The current root of the store (no lease taken), head not loaded."""
+        found = await store.read_root()
+        if found is None:
+            return cls(store, empty_root(), None)
+        data, version = found
+        return cls(store, decode_root(data, store.description), version)
+
+    def _bind_head(self) -> None:
+        head = self.head
+        self.states = ShardedMap("st", head["states"])
+        self.waits = ShardedMap("wt", head["waits"])
+        self.timers = ShardedMap("tm", head["timers"])
+        self.next_run: dict[str, Rec] = head["next_run"]
+        self.blocked: dict[str, Rec] = head["blocked"]
+        self.history = CappedLog("hi", head["history"], HISTORY_CAP)
+        self.events = CappedLog("ev", head["events"], EVENT_LOG_CAP)
+        self.traces = CappedLog("tr", head["traces"], TRACE_CAP)
+
+    async def load_head(self) -> None:
+        """Read the head blob the root points at."""
+        head_id = self.root.get("head")
+        if head_id:
+            self.head = (await self.fetch([head_id]))[head_id]
+        else:
+            self.head = empty_head()
+        self._bind_head()
+
+    async def fetch(self, ids: Iterable[str]) -> dict[str, Any]:
+        """Decoded blobs by id, cached; concurrent requests for one id share one read."""
+        ids = list(dict.fromkeys(ids))
+        missing = [i for i in ids if i not in self.cache and i not in self._inflight]
+        others = {self._inflight[i] for i in ids if i not in self.cache and i in self._inflight}
+        if missing:
+            done = anyio.Event()
+            for blob_id in missing:
+                self._inflight[blob_id] = done
+            try:
+                raw = await self.store.get_blobs(missing)
+                for blob_id in missing:
+                    self.cache[blob_id] = self._decode(blob_id, raw[blob_id])
+            finally:
+                for blob_id in missing:
+                    del self._inflight[blob_id]
+                done.set()
+        for event in others:
+            await event.wait()
+        if any(i not in self.cache for i in ids):
+            return await self.fetch(ids)  # another reader failed: try on our own
+        return {i: self.cache[i] for i in ids}
+
+    def _decode(self, blob_id: str, data: bytes) -> Any:
+        try:
+            return _json.loads(data)
+        except ValueError as exc:
+            raise CorruptStateError(
+                f"blob {blob_id} of {self.store.description} is not valid JSON ({exc}); "
+                "the store was left untouched"
+            ) from None
+
+    def add_blob(self, kind: str, value: Any) -> str:
+        """Stage a new blob; returns its id."""
+        blob_id = new_id(kind)
+        self.new_blobs[blob_id] = _json.dumps(value)
+        return blob_id
+
+    # -- state -------------------------------------------------------------------------
+
+    async def read_state(self, name: str) -> tuple[bool, Any]:
+        """``(found, value)`` of a state as buffered in this view."""
+        await self.states.load([self.states.index(name)], self.fetch)
+        return self.states.contains(name), self.states.get(name)
+
+    def write_state(self, name: str, value: Any) -> None:
+        """Buffer a state write (the shard was loaded by a read first)."""
+        self.states.put(name, value)
+
+    # -- suspended runs ----------------------------------------------------------------
+
+    async def has_waiters(self, name: str) -> bool:
+        """Whether a suspended run waits for the event or trigger ``name``."""
+        await self.waits.load([self.waits.index(name)], self.fetch)
+        return bool(self.waits.get(name))
+
+    async def claim_waiters(self, names: Iterable[str]) -> dict[str, list[tuple[str, Rec]]]:
+        """Remove and return the runs waiting for each name (shards read concurrently)."""
+        names = list(dict.fromkeys(names))
+        await self.waits.load({self.waits.index(n) for n in names}, self.fetch)
+        claimed: dict[str, list[tuple[str, Rec]]] = {}
+        for name in names:
+            waiting: dict[str, Rec] = self.waits.get(name) or {}
+            if waiting:
+                self.waits.delete(name)
+                claimed[name] = list(waiting.items())
+        timed = [run_id for runs in claimed.values() for run_id, rec in runs if rec_due(rec)]
+        if timed:
+            await self.timers.load({self.timers.index(r) for r in timed}, self.fetch)
+            for run_id in timed:
+                self.timers.delete(run_id)
+        return claimed
+
+    async def claim_due(self, now: float) -> list[tuple[str, Rec]]:
+        """Remove and return the runs whose timer or wait timeout is due."""
+        minimums = self.head["timer_min"]
+        due_shards = [i for i, t in enumerate(minimums) if t is not None and t <= now]
+        if not due_shards:
+            return []
+        await self.timers.load(due_shards, self.fetch)
+        claimed: list[tuple[str, Rec]] = []
+        for i in due_shards:
+            for run_id, rec in list(self.timers.shards[i].items()):
+                due = rec_due(rec)
+                if due is not None and due <= now:
+                    claimed.append((run_id, rec))
+        names = {rec["wait"]["name"] for _, rec in claimed if rec["wait"]["kind"] == "event"}
+        await self.waits.load({self.waits.index(n) for n in names}, self.fetch)
+        for run_id, rec in claimed:
+            self.timers.delete(run_id)
+            wait = rec["wait"]
+            if wait["kind"] == "event":
+                waiting = self.waits.get(wait["name"]) or {}
+                if waiting.pop(run_id, None) is not None:
+                    if waiting:
+                        self.waits.touch(wait["name"])
+                    else:
+                        self.waits.delete(wait["name"])
+        return claimed
+
+    def claim_next_run(self) -> list[tuple[str, Rec]]:
+        """Remove and return the runs paused by ``pause_once``."""
+        claimed = list(self.next_run.items())
+        self.next_run.clear()
+        return claimed
+
+    def claim_blocked(self) -> list[tuple[str, Rec]]:
+        """Remove and return the blocked runs (retried after a change of definitions)."""
+        claimed = list(self.blocked.items())
+        self.blocked.clear()
+        return claimed
+
+    async def insert(self, runs: list[tuple[str, Rec]]) -> None:
+        """Index suspended runs by what they wait for (shards read concurrently)."""
+        events = [(r, rec) for r, rec in runs if rec["wait"]["kind"] == "event"]
+        timed = [(r, rec) for r, rec in runs if rec_due(rec) is not None]
+        await self.waits.load(
+            {self.waits.index(rec["wait"]["name"]) for _, rec in events}, self.fetch
+        )
+        await self.timers.load({self.timers.index(r) for r, _ in timed}, self.fetch)
+        for run_id, rec in runs:
+            kind = rec["wait"]["kind"]
+            if kind == "next_run":
+                self.next_run[run_id] = rec
+            elif kind == "blocked":
+                self.blocked[run_id] = rec
+        for run_id, rec in events:
+            name = rec["wait"]["name"]
+            waiting = self.waits.get(name)
+            if waiting is None:
+                self.waits.put(name, {run_id: rec})
+            else:
+                waiting[run_id] = rec
+                self.waits.touch(name)
+        for run_id, rec in timed:
+            self.timers.put(run_id, rec)
+
+    async def all_suspended(self) -> dict[str, Rec]:
+        """Every suspended run by id (reads every wait and timer shard)."""
+        await self.waits.load_all(self.fetch)
+        await self.timers.load_all(self.fetch)
+        runs: dict[str, Rec] = {}
+        runs.update(self.next_run)
+        runs.update(self.blocked)
+        for waiting in (value for _, value in self.waits.items()):
+            runs.update(waiting)
+        runs.update(dict(self.timers.items()))
+        return runs
+
+    def next_due(self) -> float | None:
+        """The earliest due time of a timer or wait timeout."""
+        times = [t for t in self.head["timer_min"] if t is not None]
+        return min(times) if times else None
+
+    # -- commit ------------------------------------------------------------------------
+
+    async def stage_head(self) -> str:
+        """Write every changed shard, log segment and a new head into ``new_blobs``."""
+        logs = (self.history, self.events, self.traces)
+        tails = [t for t in (log.tail_id() for log in logs) if t is not None]
+        if tails:
+            await self.fetch(tails)
+        for log in logs:
+            await log.flush(self.fetch, self.new_blobs, self.garbage)
+        head = dict(self.head)
+        head["states"] = self.states.flush(self.new_blobs, self.garbage)
+        head["waits"] = self.waits.flush(self.new_blobs, self.garbage)
+        timer_min = list(head["timer_min"])
+        for i in self.timers.dirty:
+            dues = [rec_due(rec) for rec in self.timers.shards[i].values()]
+            timer_min[i] = min((d for d in dues if d is not None), default=None)
+        head["timers"] = self.timers.flush(self.new_blobs, self.garbage)
+        head["timer_min"] = timer_min
+        head["history"] = self.history.segments
+        head["events"] = self.events.segments
+        head["traces"] = self.traces.segments
+        old_head = self.root.get("head")
+        if old_head:
+            self.garbage.add(old_head)
+        head_id = self.add_blob("hd", head)
+        self.head = head
+        return head_id
+
+    async def delete_garbage(self) -> None:
+        """Best-effort removal of blobs the committed head no longer references."""
+        if not self.garbage:
+            return
+        try:
+            await self.store.delete_blobs(sorted(self.garbage))
+        except Exception:  # a later garbage collection finds them again
+            logger.warning("could not delete %d unreferenced blobs", len(self.garbage))
+        self.garbage.clear()
+
+    async def referenced_blobs(self) -> set[str]:
+        """Every blob id the current root references (for garbage collection)."""
+        refs: set[str] = set()
+        head_id = self.root.get("head")
+        if not head_id:
+            return refs
+        refs.add(head_id)
+        for ids in (self.head["states"], self.head["waits"], self.head["timers"]):
+            refs.update(i for i in ids if i)
+        for log in (self.history, self.events, self.traces):
+            refs.update(log.blob_ids())
+        refs.update(rec["j"] for rec in (await self.all_suspended()).values())
+        return refs
+
+
+async def read_view(store: Store) -> StoreView:
+    """The current root and head, read without taking the lease."""
+    view = await StoreView.read(store)
+    await view.load_head()
+    return view
