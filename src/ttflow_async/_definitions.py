@@ -6,11 +6,13 @@ import collections.abc
 import functools
 import hashlib
 import inspect
+import sys
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+import typing_extensions
 from pydantic import TypeAdapter, ValidationError
 
 from ._errors import SideeffectUsageError, WorkflowDefinitionError, WorkflowDirectCallError
@@ -41,6 +43,18 @@ def _code_fingerprint(fn: Callable[..., Any]) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
+def _portable_typeddict(annotation: Any) -> Any:
+    """pydantic needs typing_extensions.TypedDict before Python 3.12: rebuild it as one."""
+    if sys.version_info >= (3, 12) or not typing.is_typeddict(annotation):
+        return annotation
+    hints = typing.get_type_hints(annotation)
+    required = getattr(annotation, "__required_keys__", frozenset(hints))
+    fields = {
+        k: (v if k in required else typing_extensions.NotRequired[v]) for k, v in hints.items()
+    }
+    return typing_extensions.TypedDict(annotation.__name__, fields)  # type: ignore[operator]
+
+
 def _args_adapter(fn: Callable[..., Any], param: inspect.Parameter) -> TypeAdapter[Any] | None:
     annotation: Any = param.annotation
     if isinstance(annotation, str):
@@ -54,7 +68,7 @@ def _args_adapter(fn: Callable[..., Any], param: inspect.Parameter) -> TypeAdapt
     ):
         return None
     try:
-        return TypeAdapter(annotation)
+        return TypeAdapter(_portable_typeddict(annotation))
     except Exception as exc:
         raise WorkflowDefinitionError(
             f"workflow {fn.__name__!r}: cannot validate args annotated {annotation!r} ({exc}); "
@@ -70,7 +84,7 @@ def _return_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
     if annotation in (Any, object, type(None), None):
         return None
     try:
-        return TypeAdapter(annotation)
+        return TypeAdapter(_portable_typeddict(annotation))
     except Exception:
         return None
 
