@@ -3,7 +3,7 @@
 // Safety rule of this file: data from the server (workflow names, log lines, event
 // args, state values, error messages) only ever reaches the page as text: through
 // document.createTextNode / textContent, or as attribute values with setAttribute.
-// Nothing is assigned to innerHTML, and no data-derived URL is ever created.
+// No API that parses markup is ever used, and no data-derived URL is ever created.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
