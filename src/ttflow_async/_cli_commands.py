@@ -1,0 +1,364 @@
+"""The commands of the command line, registered on a typer application."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.text import Text
+
+from . import Client
+from ._cli_render import (
+    print_event_log,
+    print_history,
+    print_json,
+    print_run_summary,
+    print_status,
+    with_progress,
+)
+from ._cli_session import (
+    DASHBOARD_TOKEN_ENV_VAR,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    JsonOption,
+    LockTimeoutOption,
+    UsageError,
+    exit_for_results,
+    parse_or_fail,
+    session_of,
+)
+
+_ABSENT = object()
+
+LimitOption = Annotated[
+    int,
+    typer.Option("--limit", "-n", min=0, help="Show only the most recent N entries (0: all)."),
+]
+
+
+def examples(prog: str, *commands: str) -> str:
+    """An epilog listing example command lines, one a line."""
+    lines = "\n".join(f"  {escape(prog)} {escape(command)}" for command in commands)
+    return f"Examples:\n\n{lines}"
+
+
+def _tail(items: list[Any], limit: int) -> list[Any]:
+    return items[-limit:] if limit else items
+
+
+def register_commands(app: typer.Typer, prog: str) -> None:
+    """Add every command to ``app``; ``prog`` is how the help examples spell the program."""
+
+    @app.command(
+        "run",
+        epilog=examples(
+            prog,
+            "run",
+            "run hello",
+            """run watch_price '{"item": "lemon", "price": 150}'""",
+            """run approve:RUN_ID '{"by": "ana"}'""",
+            "run --json --lock-timeout 30",
+        ),
+    )
+    def run_command(
+        ctx: typer.Context,
+        trigger: Annotated[
+            str | None,
+            typer.Argument(
+                metavar="TRIGGER", help="The trigger to fire; omit it to resume what is ready."
+            ),
+        ] = None,
+        args_json: Annotated[
+            str | None,
+            typer.Argument(metavar="ARGS_JSON", help="The trigger's args as one JSON value."),
+        ] = None,
+        lock_timeout: LockTimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Fire a trigger (if given), run everything that is ready, and print each run.
+
+        Exits 1 when some run failed or is blocked, 2 on bad input (malformed JSON, an
+        unknown trigger), 75 when another runner holds the lock (the trigger is queued).
+        """
+        session = session_of(ctx)
+        args = parse_or_fail(session, args_json, "ARGS_JSON", as_json=as_json)
+
+        async def work(client: Client) -> list[Any]:
+            return await with_progress(
+                session.err, lambda: client.run(trigger, args, lock_timeout=lock_timeout)
+            )
+
+        results = session.call(work, as_json=as_json)
+        if as_json:
+            print_json(session.out, {"results": results})
+        else:
+            print_run_summary(session.out, results)
+        exit_for_results(results)
+
+    @app.command(
+        "event",
+        epilog=examples(
+            prog,
+            """event door_opened '{"door": "front"}'""",
+            "event price_dropped 140 --lock-timeout 10",
+        ),
+    )
+    def event_command(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The event's name.")],
+        args_json: Annotated[
+            str | None,
+            typer.Argument(metavar="ARGS_JSON", help="The event's args as one JSON value."),
+        ] = None,
+        lock_timeout: LockTimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Send a user event durably, then run so that it is delivered now.
+
+        The event is stored before the run: if another runner holds the lock (exit 75),
+        that runner or the next run delivers it.
+        """
+        session = session_of(ctx)
+        args = parse_or_fail(session, args_json, "ARGS_JSON", as_json=as_json)
+
+        async def work(client: Client) -> list[Any]:
+            await client.send_event(name, args)
+            return await with_progress(session.err, lambda: client.run(lock_timeout=lock_timeout))
+
+        results = session.call(
+            work,
+            as_json=as_json,
+            locked_note=(
+                f"The event {name!r} is stored in the inbox: the runner holding the lock "
+                "or the next run delivers it."
+            ),
+        )
+        if as_json:
+            print_json(session.out, {"results": results})
+        else:
+            print_run_summary(session.out, results)
+        exit_for_results(results)
+
+    @app.command("status", epilog=examples(prog, "status", "status --json"))
+    def status_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+        """Show the lock, the next wake-up, and each suspended run with what it waits for.
+
+        Exits 1 when some suspended run is blocked (its code changed under it).
+        """
+        session = session_of(ctx)
+
+        async def work(client: Client) -> tuple[list[Any], bool, Any]:
+            return (
+                await client.paused_runs(),
+                await client.is_locked(),
+                await client.next_wakeup(),
+            )
+
+        paused, locked, wakeup = session.call(work, as_json=as_json)
+        if as_json:
+            print_json(
+                session.out, {"locked": locked, "next_wakeup": wakeup, "paused_runs": paused}
+            )
+        else:
+            print_status(session.out, paused, locked=locked, next_wakeup=wakeup)
+        if any(run.waiting_for.get("kind") == "blocked" for run in paused):
+            raise typer.Exit(EXIT_FAILED)
+
+    @app.command("history", epilog=examples(prog, "history", "history -n 0 --json"))
+    def history_command(
+        ctx: typer.Context, limit: LimitOption = 20, as_json: JsonOption = False
+    ) -> None:
+        """Show finished runs, oldest first (the store keeps the most recent 1000)."""
+        session = session_of(ctx)
+
+        async def work(client: Client) -> list[Any]:
+            return list(await client.run_history())
+
+        entries = _tail(session.call(work, as_json=as_json), limit)
+        if as_json:
+            print_json(session.out, {"history": entries})
+        else:
+            print_history(session.out, entries)
+
+    @app.command("events", epilog=examples(prog, "events", "events -n 5 --json"))
+    def events_command(
+        ctx: typer.Context, limit: LimitOption = 20, as_json: JsonOption = False
+    ) -> None:
+        """Show delivered events, oldest first (the store keeps the most recent 1000)."""
+        session = session_of(ctx)
+
+        async def work(client: Client) -> list[Any]:
+            return list(await client.event_log())
+
+        entries = _tail(session.call(work, as_json=as_json), limit)
+        if as_json:
+            print_json(session.out, {"events": entries})
+        else:
+            print_event_log(session.out, entries)
+
+    @app.command("logs", epilog=examples(prog, "logs RUN_ID", "logs RUN_ID --json"))
+    def logs_command(
+        ctx: typer.Context,
+        run_id: Annotated[str, typer.Argument(help="The run's id (see run, status, history).")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Print one run's log lines."""
+        session = session_of(ctx)
+
+        async def work(client: Client) -> list[str]:
+            return list(await client.run_logs(run_id))
+
+        lines = session.call(work, as_json=as_json)
+        if as_json:
+            print_json(session.out, {"run_id": run_id, "logs": lines})
+            return
+        if not lines:
+            session.err.print(
+                f"No log lines for run {escape(run_id)} (it has not logged, or the id is "
+                "unknown or left the history)."
+            )
+        for line in lines:
+            session.out.print(Text(line))
+
+    @app.command("workflows", epilog=examples(prog, "workflows", "workflows --json"))
+    def workflows_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+        """List the registered workflows with their triggers."""
+        session = session_of(ctx)
+        workflows = list(session.get_client().workflows)
+        if as_json:
+            print_json(session.out, {"workflows": workflows})
+            return
+        for workflow in workflows:
+            trigger = workflow.trigger
+            line = Text(workflow.name, style="bold")
+            line.append(f"  {trigger.kind} {trigger.name}", style="cyan")
+            if workflow.description:
+                line.append(f"  {workflow.description.splitlines()[0]}", style="dim")
+            session.out.print(line)
+
+    state_app = typer.Typer(
+        help="Read, write or clear the store's state.",
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+    )
+    app.add_typer(state_app, name="state")
+
+    @state_app.command("get", epilog=examples(prog, "state get temperature"))
+    def state_get_command(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The state's name.")],
+        as_json: JsonOption = False,
+    ) -> None:
+        """Print a state value as JSON (``null`` and a note when it is not set)."""
+        session = session_of(ctx)
+
+        async def work(client: Client) -> Any:
+            return await client.get_state(name, _ABSENT)
+
+        value = session.call(work, as_json=as_json)
+        exists = value is not _ABSENT
+        if as_json:
+            print_json(
+                session.out, {"name": name, "set": exists, "value": value if exists else None}
+            )
+            return
+        if not exists:
+            session.err.print(f"The state {escape(name)!r} is not set.")
+        print_json(session.out, value if exists else None)
+
+    @state_app.command("set", epilog=examples(prog, "state set threshold 30"))
+    def state_set_command(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The state's name.")],
+        value_json: Annotated[str, typer.Argument(metavar="VALUE_JSON", help="One JSON value.")],
+        lock_timeout: LockTimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Write a state value (takes the lock; emits no event)."""
+        session = session_of(ctx)
+        value = parse_or_fail(session, value_json, "VALUE_JSON", as_json=as_json)
+
+        async def work(client: Client) -> None:
+            await client.set_state(name, value, lock_timeout=lock_timeout)
+
+        session.call(work, as_json=as_json)
+        if as_json:
+            print_json(session.out, {"name": name, "value": value})
+        else:
+            session.out.print(f"Set {escape(name)!r}.")
+
+    @state_app.command("clear", epilog=examples(prog, "state clear --yes"))
+    def state_clear_command(
+        ctx: typer.Context,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Delete everything in the store: state, suspended runs, history, logs, inbox."""
+        session = session_of(ctx)
+        if not yes:
+            if not session.err.is_terminal or as_json:
+                session.fail(
+                    UsageError("state clear deletes everything in the store; add --yes"),
+                    as_json=as_json,
+                )
+            if not typer.confirm("Delete everything in the store?", err=True):
+                raise typer.Exit(EXIT_USAGE)
+
+        async def work(client: Client) -> None:
+            await client.clear_state()
+
+        session.call(work, as_json=as_json)
+        if as_json:
+            print_json(session.out, {"cleared": True})
+        else:
+            session.out.print("The store is empty.")
+
+    @app.command("init", epilog=examples(prog, "init"))
+    def init_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+        """Create the S3 bucket or DynamoDB table if it is missing (idempotent)."""
+        session = session_of(ctx)
+
+        async def work(client: Client) -> None:
+            await client.ensure_store()
+
+        session.call(work, as_json=as_json)
+        if as_json:
+            print_json(session.out, {"ready": True})
+        else:
+            session.out.print("The store is ready.")
+
+    @app.command(
+        "dashboard",
+        epilog=examples(
+            prog,
+            "dashboard",
+            f"dashboard --token s3cret   (or set {DASHBOARD_TOKEN_ENV_VAR})",
+            "dashboard --host 0.0.0.0 --port 9000 --token s3cret",
+        ),
+    )
+    def dashboard_command(
+        ctx: typer.Context,
+        host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=0, max=65535, help="The port.")] = 8000,
+        token: Annotated[
+            str | None,
+            typer.Option(
+                envvar=DASHBOARD_TOKEN_ENV_VAR,
+                help="The secret that enables the dashboard's write actions.",
+            ),
+        ] = None,
+    ) -> None:
+        """Serve the web dashboard (needs the \\[web] extra)."""
+        session = session_of(ctx)
+        try:
+            web = importlib.import_module("ttflow_async.web")
+        except ImportError as exc:
+            session.fail(
+                UsageError(
+                    f"the dashboard needs the [web] extra: pip install 'ttflow-async[web]' ({exc})"
+                ),
+                as_json=False,
+            )
+        web.serve(session.get_client(), host=host, port=port, token=token)

@@ -1,0 +1,258 @@
+"""Shared pieces of the command line: the session, app loading, JSON args, exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from . import (
+    Client,
+    InvalidStateError,
+    StateLockedError,
+    TtflowError,
+    UnknownTriggerError,
+)
+from ._cli_render import make_consoles, print_json
+
+EXIT_OK = 0
+"""Every command and every run went well."""
+EXIT_FAILED = 1
+"""Some run failed or is blocked (or the store failed)."""
+EXIT_USAGE = 2
+"""Bad usage or bad input: malformed JSON, an unknown trigger, an invalid state."""
+EXIT_LOCKED = 75
+"""Another runner holds the store's lock (``EX_TEMPFAIL``: try again later)."""
+
+APP_ENV_VAR = "TTFLOW_ASYNC_APP"
+DASHBOARD_TOKEN_ENV_VAR = "TTFLOW_ASYNC_DASHBOARD_TOKEN"
+
+_T = TypeVar("_T")
+
+# Set while ``--app`` imports the user's module: a bare ``run_cli(client)`` at the
+# bottom of that module must not take over the process during the import.
+loading_app = threading.Event()
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported with exit code 2, nothing run."""
+
+
+def parse_json_argument(text: str | None, what: str) -> Any:
+    """Parse a JSON argument strictly (no NaN or infinities); ``None`` stays ``None``.
+
+    Raises:
+        UsageError: the text is not strict JSON; the message shows how to quote it.
+    """
+    if text is None:
+        return None
+
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not allowed in strict JSON")
+
+    try:
+        return json.loads(text, parse_constant=reject_constant)
+    except ValueError as exc:
+        raise UsageError(
+            f"{what} is not valid JSON: {exc}. Give one JSON value and quote it for the "
+            """shell, for example '{"item": "lemon", "price": 150}' or '"text"'."""
+        ) from None
+
+
+def load_client(target: str) -> Client:
+    """Load the ``Client`` named by ``path/to/file.py:attribute`` or ``module:attribute``.
+
+    The attribute defaults to ``client``. The file's folder is put first on
+    ``sys.path`` (as ``python file.py`` does) so that its sibling imports work.
+
+    Raises:
+        UsageError: the file, module or attribute does not exist or is not a Client.
+    """
+    source, sep, attribute = target.rpartition(":")
+    if not sep or not all(part.isidentifier() for part in attribute.split(".")):
+        source, attribute = target, "client"
+    if not source:
+        raise UsageError(f"--app {target!r} names no file or module; use path/to/file.py:client")
+    module = _import_source(source)
+    obj: Any = module
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            found = sorted(
+                name for name, value in vars(module).items() if isinstance(value, Client)
+            )
+            hint = f"; Client objects found there: {', '.join(found)}" if found else ""
+            raise UsageError(f"{source} has no attribute {attribute!r}{hint}")
+        obj = getattr(obj, part)
+    if not isinstance(obj, Client):
+        raise UsageError(
+            f"{source}:{attribute} is a {type(obj).__name__}, not a ttflow_async Client "
+            "(the object returned by setup())"
+        )
+    return obj
+
+
+def _import_source(source: str) -> Any:
+    path = Path(source)
+    looks_like_file = source.endswith(".py") or os.sep in source or "/" in source
+    loading_app.set()
+    try:
+        if looks_like_file or path.is_file():
+            return _import_file(path)
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            return importlib.import_module(source)
+        except ModuleNotFoundError as exc:
+            if exc.name and source.startswith(exc.name):
+                raise UsageError(
+                    f"cannot find the module {source!r}; give a file (path/to/file.py:client) "
+                    "or an importable module (package.module:client)"
+                ) from None
+            raise
+    finally:
+        loading_app.clear()
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise UsageError(f"--app: the file {str(path)!r} does not exist")
+    path = path.resolve()
+    name = path.stem if path.stem.isidentifier() else "ttflow_async_app"
+    if name in sys.modules:
+        name = f"_ttflow_async_app_{name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"--app: {str(path)!r} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+@dataclass
+class Session:
+    """What every command needs: the client (loaded on first use) and the consoles."""
+
+    client: Client | None
+    app_target: str | None = None
+    out: Console = field(default_factory=lambda: make_consoles()[0])
+    err: Console = field(default_factory=lambda: make_consoles()[1])
+
+    def get_client(self) -> Client:
+        if self.client is None:
+            if not self.app_target:
+                self.fail(
+                    UsageError(
+                        f"no app given: pass --app path/to/flows.py:client (or set {APP_ENV_VAR})"
+                    ),
+                    as_json=False,
+                )
+            try:
+                self.client = load_client(self.app_target)
+            except UsageError as exc:
+                self.fail(exc, as_json=False)
+        return self.client
+
+    def call(
+        self,
+        work: Callable[[Client], Awaitable[_T]],
+        *,
+        as_json: bool,
+        locked_note: str | None = None,
+    ) -> _T:
+        """Run ``work(client)`` inside ``async with client``; map errors to exit codes.
+
+        Args:
+            work: what to do with the entered client.
+            as_json: report errors as JSON on stdout.
+            locked_note: what to add to a ``StateLockedError``'s message (by default,
+                whether the trigger was queued).
+        """
+        client = self.get_client()
+
+        async def entered() -> _T:
+            async with client:
+                return await work(client)
+
+        try:
+            return anyio.run(entered)
+        except TtflowError as exc:
+            self.fail(exc, as_json=as_json, locked_note=locked_note)
+
+    def fail(self, exc: Exception, *, as_json: bool, locked_note: str | None = None) -> NoReturn:
+        """Report ``exc`` (on stderr, or as JSON on stdout) and exit with its code."""
+        code = exit_code_for(exc)
+        message = str(exc)
+        if isinstance(exc, StateLockedError) and locked_note:
+            message += f" {locked_note}"
+        elif isinstance(exc, StateLockedError):
+            message += (
+                " The trigger was queued: it fires exactly once, in a later pass."
+                if exc.queued
+                else " Nothing was queued; try again later or pass --lock-timeout."
+            )
+        if as_json:
+            error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
+            if isinstance(exc, StateLockedError):
+                error["queued"] = exc.queued
+            print_json(self.out, {"error": error, "exit_code": code})
+        else:
+            self.err.print(f"[bold red]error:[/] {escape(message)}")
+        raise typer.Exit(code)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for an error raised by a command."""
+    if isinstance(exc, StateLockedError):
+        return EXIT_LOCKED
+    if isinstance(exc, UsageError | UnknownTriggerError | InvalidStateError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def session_of(ctx: typer.Context) -> Session:
+    session = ctx.obj
+    if not isinstance(session, Session):  # pragma: no cover - set by the root callback
+        raise RuntimeError("the command line was started without its session")
+    return session
+
+
+def parse_or_fail(session: Session, text: str | None, what: str, *, as_json: bool) -> Any:
+    try:
+        return parse_json_argument(text, what)
+    except UsageError as exc:
+        session.fail(exc, as_json=as_json)
+
+
+def exit_for_results(results: Sequence[Any]) -> None:
+    if any(result.status in ("failed", "blocked") for result in results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")]
+LockTimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-timeout",
+        min=0,
+        metavar="SECONDS",
+        help="Wait up to this long for another runner's lock instead of failing at once.",
+    ),
+]

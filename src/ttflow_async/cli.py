@@ -1,0 +1,138 @@
+"""The command line: ``run_cli(client)`` for a script, ``ttflow-async`` for any module.
+
+A single-file script becomes a command line with::
+
+    from ttflow_async.cli import run_cli
+
+    if __name__ == "__main__":
+        run_cli(client)
+
+and ``ttflow-async --app path/to/flows.py:client <command>`` does the same for any
+module without touching it. Commands: ``run``, ``event``, ``status``, ``history``,
+``events``, ``logs``, ``workflows``, ``state get|set|clear``, ``init``, ``dashboard``.
+
+Exit codes: 0 all good; 1 some run failed or is blocked; 2 bad usage or bad input
+(malformed JSON, an unknown trigger, a reserved or invalid state); 75 the store is
+locked by another runner (the message says whether the trigger was queued).
+
+Needs the ``[cli]`` extra (typer and rich).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+try:
+    import typer
+
+    from ._cli_commands import examples, register_commands
+    from ._cli_session import (
+        APP_ENV_VAR,
+        EXIT_FAILED,
+        EXIT_LOCKED,
+        EXIT_OK,
+        EXIT_USAGE,
+        Session,
+        loading_app,
+    )
+except ImportError as exc:
+    if exc.name not in ("typer", "rich", "click") and not (exc.name or "").startswith(
+        ("typer.", "rich.", "click.")
+    ):
+        raise
+    raise ImportError(
+        "the ttflow-async command line needs the [cli] extra: pip install 'ttflow-async[cli]'"
+    ) from exc
+
+from . import Client
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_LOCKED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_app",
+    "main",
+    "run_cli",
+]
+
+
+def build_app(client: Client | None = None, *, prog: str | None = None) -> typer.Typer:
+    """Build the typer application.
+
+    Args:
+        client: the client to drive; ``None`` adds the ``--app`` option that names it.
+        prog: how the help examples spell the program (default: from ``sys.argv``).
+    """
+    if prog is None:
+        if client is None:
+            prog = "ttflow-async --app flows.py:client"
+        else:
+            prog = f"python {Path(sys.argv[0]).name or 'flows.py'}"
+
+    app = typer.Typer(
+        help=(
+            "Run and inspect ttflow-async workflows.\n\n"
+            "Exit codes: 0 all good; 1 some run failed or is blocked; 2 bad usage or input; "
+            "75 the store is locked by another runner (a given trigger is queued)."
+        ),
+        epilog=examples(prog, "run hello", """run deploy '{"env": "prod"}'""", "status"),
+        add_completion=False,
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    if client is None:
+
+        @app.callback()
+        def root_with_app(
+            ctx: typer.Context,
+            app_target: Annotated[
+                str | None,
+                typer.Option(
+                    "--app",
+                    envvar=APP_ENV_VAR,
+                    metavar="FILE.py:CLIENT",
+                    help="The client to drive: path/to/flows.py:client or package.module:client.",
+                ),
+            ] = None,
+        ) -> None:
+            """Run and inspect ttflow-async workflows."""
+            ctx.obj = Session(client=None, app_target=app_target)
+
+    else:
+
+        @app.callback()
+        def root(ctx: typer.Context) -> None:
+            """Run and inspect ttflow-async workflows."""
+            if not isinstance(ctx.obj, Session):
+                ctx.obj = Session(client=client)
+
+    register_commands(app, prog)
+    return app
+
+
+def run_cli(client: Client, argv: Sequence[str] | None = None) -> None:
+    """Turn a script into a command line for ``client`` and run it (then exit).
+
+    ``python flows.py run hello '{"k": 1}'`` fires the trigger ``hello`` and prints
+    the run summary. Does nothing while ``ttflow-async --app`` imports the script.
+
+    Args:
+        client: the client the commands drive.
+        argv: the arguments (default: ``sys.argv[1:]``).
+    """
+    if loading_app.is_set():
+        return
+    app = build_app(client)
+    app(args=list(argv) if argv is not None else None, obj=Session(client=client))
+
+
+def main() -> None:
+    """The ``ttflow-async`` console script."""
+    build_app(None)(prog_name="ttflow-async")
