@@ -52,6 +52,7 @@ CHUNK_BYTES = 350_000
 
 _ROOT_KEY = {"pk": {"S": "root"}, "sk": {"S": "root"}}
 _BATCH_WRITE = 25  # BatchWriteItem takes at most 25 items
+_BODY_BYTES = 900_000  # keep request bodies under aiohttp's 1 MB (see _write_batches)
 _BATCH_GET = 100  # BatchGetItem takes at most 100 keys
 _UNPROCESSED_ROUNDS = 12  # retries of items DynamoDB left unprocessed (throttling)
 
@@ -256,7 +257,7 @@ class DynamoDBStore:
             )
 
         await gather_bounded(
-            [partial(write_batch, b) for b in chunked(requests, _BATCH_WRITE)], self._limit
+            [partial(write_batch, b) for b in _write_batches(requests)], self._limit
         )
 
     async def _batch_get(
@@ -436,8 +437,9 @@ class DynamoDBStore:
         await self._delete_chunked("blobs", ids)
 
     async def list_blobs(self) -> list[str]:
-        async with self._holder.client() as db, self._translated("dynamodb:Query"):
-            items = await self._query_all(db, "blobs", projection="sk")
+        async with self._holder.client() as db:
+            with self._translated("dynamodb:Query"):
+                items = await self._query_all(db, "blobs", projection="sk")
         return [str(item["sk"]["S"]) for item in items]
 
     # -- inbox -------------------------------------------------------------------------
@@ -455,6 +457,31 @@ class DynamoDBStore:
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         await self._delete_chunked("inbox", ids)
+
+
+def _request_bytes(request: Mapping[str, Any]) -> int:
+    """About how many bytes one write request adds to a BatchWriteItem body."""
+    body = request.get("PutRequest", {}).get("Item", {}).get("data", {}).get("B", b"")
+    return len(body) * 4 // 3 + 256  # base64 in the JSON body, plus keys and names
+
+
+def _write_batches(requests: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Group write requests: at most 25 per batch and a body under aiohttp's 1 MB.
+
+    aiohttp sends a bytes body above 1 MB in one blocking write (and warns); keeping
+    each request body under it keeps the event loop free. Small values still go 25
+    to a request; only large chunks travel one or two at a time.
+    """
+    batches: list[list[Mapping[str, Any]]] = []
+    size = 0
+    for request in requests:
+        cost = _request_bytes(request)
+        if not batches or len(batches[-1]) >= _BATCH_WRITE or size + cost > _BODY_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(request)
+        size += cost
+    return batches
 
 
 def _backoff(attempt: int) -> float:
