@@ -669,6 +669,17 @@ async def test_serve_on_another_address_answers_any_host(
     assert response.json()["writes_enabled"] is False
 
 
+async def test_serve_with_an_empty_token_keeps_writes_disabled(
+    monkeypatch: pytest.MonkeyPatch, client: Client
+) -> None:
+    captured = captured_serve(monkeypatch, client, token="")
+
+    transport = httpx.ASGITransport(app=captured["app"])
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        response = await http.post("/api/resume", headers={"Authorization": "Bearer "})
+    assert response.status_code == 403
+
+
 # --------------------------------------------------------------------- optionality
 
 

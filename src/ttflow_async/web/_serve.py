@@ -32,8 +32,12 @@ def serve(
         client: The workflow client.
         host: The address to bind; ``127.0.0.1`` keeps the dashboard on this machine.
         port: The TCP port.
-        token: The secret that enables write actions, or ``None``.
+        token: The secret that enables write actions; ``None`` (or an empty string)
+            leaves them disabled.
     """
+    if token == "":
+        logger.warning("the dashboard token is empty: write actions stay disabled")
+        token = None
     loopback = is_loopback(host)
     app = create_app(client, token=token, allowed_hosts=LOOPBACK_HOST_NAMES if loopback else None)
     if token is None:

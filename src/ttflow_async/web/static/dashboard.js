@@ -267,7 +267,7 @@ function renderTraces() {
     }
     return el("tr", {},
       timeCell(trace.timestamp),
-      el("td", { class: "mono" }, trace.trigger_name || "(resume)"),
+      el("td", { class: "mono" }, trace.trigger_name || "(plain pass)"),
       el("td", {}, trace.executions.length ? runs : "no run was ready"));
   });
   replaceRows(byId("traces"), rows, 3, "No passes traced yet.");
@@ -279,7 +279,7 @@ function renderLog() {
   list.replaceChildren();
   if (!state.selectedRun) return;
   const lines = state.selectedLog || [];
-  if (lines.length === 0) list.append(el("li", { class: "muted" }, "no log lines"));
+  if (lines.length === 0) list.append(el("li", { class: "muted note" }, "no log lines"));
   for (const line of lines) list.append(el("li", {}, line));
 }
 
@@ -321,6 +321,9 @@ function renderTimeline() {
   let end = Math.max(...points.map((p) => p.time));
   if (!Number.isFinite(start)) { start = Date.now() - 60000; end = Date.now(); }
   if (end - start < 60000) { start -= 30000; end += 30000; }
+  const margin = (end - start) * 0.04;
+  start -= margin;
+  end += margin;
   const x = (time) => left + ((time - start) / (end - start)) * (width - left - right);
 
   const axisY = top + names.length * rowHeight + 4;
@@ -338,10 +341,16 @@ function renderTimeline() {
     chart.append(svg("line", { x1: left, y1: y, x2: width - right, y2: y, class: "axis" }));
     chart.append(svg("text", { x: left - 10, y: y + 4, "text-anchor": "end", class: "row-label" },
       truncate(name, 22), svg("title", {}, name)));
-    for (const point of points.filter((p) => p.name === name)) {
+    // Runs of the same pass finish at the same moment: nudge each mark left of the
+    // next one (the latest stays exact) so that every run stays visible and clickable.
+    let nextX = Infinity;
+    const row = points.filter((p) => p.name === name).sort((a, b) => b.time - a.time);
+    for (const point of row) {
+      const cx = Math.max(left, Math.min(x(point.time), nextX - 9));
+      nextX = cx;
       const mark = point.finished
-        ? svg("circle", { cx: x(point.time), cy: y, r: 7, class: "dot " + cssWord(point.kind) })
-        : svg("circle", { cx: x(point.time), cy: y, r: 7, class: "ring " + cssWord(point.kind) });
+        ? svg("circle", { cx, cy: y, r: 6, class: "dot " + cssWord(point.kind) })
+        : svg("circle", { cx, cy: y, r: 6, class: "ring " + cssWord(point.kind) });
       mark.append(svg("title", {}, name + " " + point.runId + "\n" + point.label));
       mark.addEventListener("click", () => selectRun(point.runId));
       chart.append(mark);
