@@ -61,6 +61,7 @@ class Delivery:
     kind: str  # "trigger" or "event"
     name: str
     args: Any
+    inbox_id: str | None = None
 
 
 @dataclass
@@ -198,7 +199,7 @@ class Pass:
             self.consumed.append(item_id)
             try:
                 item = _json.loads(data)
-                deliveries.append(Delivery(item["k"], item["n"], item.get("a")))
+                deliveries.append(Delivery(item["k"], item["n"], item.get("a"), item_id))
             except (ValueError, KeyError, TypeError):
                 logger.warning("skipped unreadable inbox item %s", item_id)
         return deliveries
@@ -227,8 +228,15 @@ class Pass:
                 )
                 new_runs.append((run, delivery.name))
             wake = {"name": delivery.name, "args": delivery.args}
-            for run_id, rec in claimed.pop(delivery.name, []):
+            waiters = claimed.pop(delivery.name, [])
+            for run_id, rec in waiters:
                 woken.append((run_id, rec, delivery.name, wake))
+            if delivery.kind == "trigger" and not starters and not waiters and delivery.inbox_id:
+                # Queued for code this runner does not have: leave it for a runner that does.
+                logger.warning(
+                    "left queued trigger %r in the inbox: nothing here listens to it", delivery.name
+                )
+                self.consumed.remove(delivery.inbox_id)
         woken += [(run_id, rec, tb, {}) for run_id, rec, tb in due]
 
         resumed = await self._load_runs([(run_id, rec) for run_id, rec, _, _ in woken])

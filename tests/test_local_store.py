@@ -1,0 +1,84 @@
+"""The local file store: its files, bad files, and sharing between clients."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ttflow_async import CorruptStateError, RunContext, setup
+
+
+def _flows(spec: str):  # type: ignore[no-untyped-def]
+    client = setup(spec)
+
+    @client.workflow()
+    async def hello(c: RunContext) -> None:
+        await c.set_state("greeted", True)
+
+    return client
+
+
+async def test_creates_missing_folders_and_keeps_siblings(tmp_path: Path) -> None:
+    root = tmp_path / "deep" / "er" / "state.json"
+    client = _flows(f"local:{root}")
+    await client.run("hello")
+    assert root.exists()
+    assert (tmp_path / "deep" / "er" / "state.json.d" / "blobs").is_dir()
+    assert (tmp_path / "deep" / "er" / "state.json.d" / "inbox").is_dir()
+    assert (tmp_path / "deep" / "er" / "state.json.lock").exists()
+    stored = json.loads(root.read_text())
+    assert stored["format"] == "ttflow-async"
+    assert stored["lease"] is None
+
+
+async def test_empty_file_is_an_empty_store(tmp_path: Path) -> None:
+    root = tmp_path / "state.json"
+    root.write_bytes(b"")
+    client = _flows(f"local:{root}")
+    assert await client.get_state("greeted") is None
+    await client.run("hello")
+    assert await client.get_state("greeted") is True
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b'{"greeted": true, "_ttflow_state": {}}',  # another program's JSON
+        b'{"format": "ttflow-async", "v": 99}',  # a future format
+        b"\x00\x01binary",
+    ],
+)
+async def test_foreign_or_corrupt_file_is_refused_and_untouched(
+    tmp_path: Path, content: bytes
+) -> None:
+    root = tmp_path / "state.json"
+    root.write_bytes(content)
+    client = _flows(f"local:{root}")
+    with pytest.raises(CorruptStateError, match="state.json"):
+        await client.run("hello")
+    with pytest.raises(CorruptStateError):
+        await client.get_state("greeted")
+    with pytest.raises(CorruptStateError):
+        await client.set_state("greeted", False)
+    assert root.read_bytes() == content
+
+
+async def test_corrupt_blob_is_reported(tmp_path: Path) -> None:
+    root = tmp_path / "state.json"
+    client = _flows(f"local:{root}")
+    await client.run("hello")
+    head_id = json.loads(root.read_text())["head"]
+    (tmp_path / "state.json.d" / "blobs" / head_id).write_bytes(b"garbage")
+    with pytest.raises(CorruptStateError, match="not valid JSON"):
+        await client.get_state("greeted")
+
+
+async def test_two_clients_share_one_file(tmp_path: Path) -> None:
+    spec = f"local:{tmp_path / 'state.json'}"
+    first = _flows(spec)
+    await first.run("hello")
+    second = setup(spec)
+    assert await second.get_state("greeted") is True
