@@ -274,7 +274,7 @@ async def test_bad_definitions_and_calls() -> None:
         async def other(c: RunContext) -> None:
             return None
 
-    with pytest.raises(WorkflowDirectCallError, match="client.run"):
+    with pytest.raises(WorkflowDirectCallError, match=r"client\.run"):
         await twice(None)  # type: ignore[arg-type]
 
     @client.sideeffect()

@@ -57,7 +57,7 @@ async def test_foreign_or_corrupt_file_is_refused_and_untouched(
     root = tmp_path / "state.json"
     root.write_bytes(content)
     client = _flows(f"local:{root}")
-    with pytest.raises(CorruptStateError, match="state.json"):
+    with pytest.raises(CorruptStateError, match=r"state\.json"):
         await client.run("hello")
     with pytest.raises(CorruptStateError):
         await client.get_state("greeted")
