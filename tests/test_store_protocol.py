@@ -370,3 +370,23 @@ class _opened:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._store.aclose()
+
+
+@pytest.mark.aws
+@pytest.mark.parametrize("same_object", [True, False])
+async def test_dynamodb_deletes_leave_no_chunk_behind(aws_endpoint: str, same_object: bool) -> None:
+    import boto3
+
+    name = unique_name("dynamodb")
+    create_resource("dynamodb", name)
+    writer = store_from_spec(f"dynamodb:{name}")
+    await writer.put_blobs({"big-1-00": os.urandom(1_100_000), "small-1-00": b"s"})
+    await writer.inbox_put("00000000000000000001-aa", os.urandom(700_000))
+    # A fresh store object knows no chunk counts and must look them up.
+    deleter = writer if same_object else store_from_spec(f"dynamodb:{name}")
+    if not same_object:
+        assert [i for i, _ in await deleter.inbox_list()] == ["00000000000000000001-aa"]
+    await deleter.delete_blobs(["big-1-00", "small-1-00"])
+    await deleter.inbox_delete(["00000000000000000001-aa"])
+    left = boto3.client("dynamodb").scan(TableName=name, ConsistentRead=True)["Items"]
+    assert left == []

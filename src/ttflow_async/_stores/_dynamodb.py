@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -54,6 +55,7 @@ _ROOT_KEY = {"pk": {"S": "root"}, "sk": {"S": "root"}}
 _BATCH_WRITE = 25  # BatchWriteItem takes at most 25 items
 _BODY_BYTES = 900_000  # keep request bodies under aiohttp's 1 MB (see _write_batches)
 _BATCH_GET = 100  # BatchGetItem takes at most 100 keys
+_COUNT_CACHE = 8192  # chunk counts of values this store object wrote or read
 _UNPROCESSED_ROUNDS = 12  # retries of items DynamoDB left unprocessed (throttling)
 
 KEY_SCHEMA = [
@@ -103,6 +105,7 @@ class DynamoDBStore:
         aioboto3 = load_aioboto3("dynamodb")
         self.table = table
         self._limit = max_concurrency
+        self._counts: OrderedDict[str, int] = OrderedDict()
         self._holder = AwsClientHolder(
             "dynamodb",
             session if session is not None else aioboto3.Session(),
@@ -347,6 +350,9 @@ class DynamoDBStore:
                 if extras:
                     await self._batch_write(db, extras)
                 await self._batch_write(db, heads)
+        for head in heads:
+            item = head["PutRequest"]["Item"]
+            self._remember(head_pk, item["sk"]["S"], int(item["n"]["N"]))
 
     async def _read_chunked(
         self,
@@ -364,6 +370,8 @@ class DynamoDBStore:
         values = {str(h["sk"]["S"]): bytes(h["data"]["B"]) for h in heads}
         long_ids = [str(h["sk"]["S"]) for h in heads if self._head_count(h) > 1]
         counts = {str(h["sk"]["S"]): self._head_count(h) for h in heads}
+        for item_id, count in counts.items():
+            self._remember(head_pk, item_id, count)
         if long_ids:
             with self._translated("dynamodb:Query"):
                 rests = await gather_bounded(
@@ -382,25 +390,36 @@ class DynamoDBStore:
                 values[item_id] += b"".join(bytes(chunk["data"]["B"]) for chunk in rest)
         return values
 
+    def _remember(self, head_pk: str, item_id: str, count: int) -> None:
+        key = f"{head_pk}/{item_id}"
+        self._counts[key] = count
+        self._counts.move_to_end(key)
+        while len(self._counts) > _COUNT_CACHE:
+            self._counts.popitem(last=False)
+
     async def _delete_chunked(self, head_pk: str, ids: Collection[str]) -> None:
         unique = list(dict.fromkeys(ids))
         if not unique:
             return
-        keys = [{"pk": {"S": head_pk}, "sk": {"S": i}} for i in unique]
+        # Chunk counts this store object wrote or read are known (ids are never reused);
+        # only the others are looked up, so deleting what a pass read is one wave.
+        counts = {
+            i: self._counts[f"{head_pk}/{i}"] for i in unique if f"{head_pk}/{i}" in self._counts
+        }
+        unknown = [{"pk": {"S": head_pk}, "sk": {"S": i}} for i in unique if i not in counts]
         async with self._holder.client() as db:
-            with self._translated("dynamodb:BatchGetItem"):
-                heads = await self._batch_get(db, keys, projection="#pk, #sk, #n")
+            if unknown:
+                with self._translated("dynamodb:BatchGetItem"):
+                    heads = await self._batch_get(db, unknown, projection="#pk, #sk, #n")
+                counts.update((str(h["sk"]["S"]), self._head_count(h)) for h in heads)
             extras = [
                 {
                     "DeleteRequest": {
-                        "Key": {
-                            "pk": {"S": f"{head_pk}#{head['sk']['S']}"},
-                            "sk": {"S": _chunk_sk(index)},
-                        }
+                        "Key": {"pk": {"S": f"{head_pk}#{i}"}, "sk": {"S": _chunk_sk(index)}}
                     }
                 }
-                for head in heads
-                for index in range(1, self._head_count(head))
+                for i, count in counts.items()
+                for index in range(1, count)
             ]
             with self._translated("dynamodb:BatchWriteItem"):
                 if extras:
@@ -408,10 +427,12 @@ class DynamoDBStore:
                 await self._batch_write(
                     db,
                     [
-                        {"DeleteRequest": {"Key": {"pk": head["pk"], "sk": head["sk"]}}}
-                        for head in heads
+                        {"DeleteRequest": {"Key": {"pk": {"S": head_pk}, "sk": {"S": i}}}}
+                        for i in counts
                     ],
                 )
+        for i in counts:
+            self._counts.pop(f"{head_pk}/{i}", None)
 
     # -- blobs -------------------------------------------------------------------------
 
