@@ -97,7 +97,7 @@ async def test_sigkill_at_random_points_loses_nothing(
     client = make_client(spec, lease_seconds=0.3)
     for _ in range(3):
         await client.run(lock_timeout=10)
-    started, seen = await _check_consistent(spec)
+    _started, seen = await _check_consistent(spec)
     assert confirmed <= set(seen), f"lost ticks: {sorted(confirmed - set(seen))}"
     assert set(seen) <= attempted
     assert await client.paused_runs() == []
