@@ -70,6 +70,14 @@ def _function_url_event(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _history() -> list[str]:
+    lines = []
+    for entry in await client.run_history():
+        logs = "; ".join(await client.run_logs(entry.run_id))
+        lines.append(f"{entry.workflow_name} {entry.status}: {logs}")
+    return lines
+
+
 def _demo() -> int:
     if os.environ.get("TTFLOW_ASYNC_STORE"):
         print("the demo empties its store: unset TTFLOW_ASYNC_STORE to run it", file=sys.stderr)
@@ -95,8 +103,14 @@ def _demo() -> int:
     responses.append(("function URL: bad body", handler(_function_url_event({"oops": 1}))))
     handler.close()
     for title, response in responses:
+        shown = dict(response)
+        if isinstance(shown.get("body"), str):  # an HTTP response: decode it to read it
+            shown["body"] = json.loads(shown["body"])
         print(f"== {title}")
-        print(json.dumps(response, indent=1, ensure_ascii=False))
+        print(json.dumps(shown, indent=1, ensure_ascii=False))
+    print("== run history")
+    for line in asyncio.run(_history()):
+        print(line)
     codes = [response.get("statusCode") for _, response in responses]
     failures = responses[2][1]["batchItemFailures"]
     ok = codes == [200, 200, None, 200, 200, 400] and failures == [{"itemIdentifier": "m2"}]
