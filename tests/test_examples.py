@@ -194,6 +194,35 @@ def test_lambda_example_handles_every_kind_of_event(examples_env: dict[str, str]
     assert "unknown keys ['oops']" in done.stdout
 
 
+def test_lambda_template_is_valid_sam() -> None:
+    import yaml
+
+    class CloudFormationLoader(yaml.SafeLoader):
+        """Reads CloudFormation's short tags (!Ref, !Sub, !If, ...) as plain values."""
+
+    def any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+        if isinstance(node, yaml.ScalarNode):
+            return {suffix: loader.construct_scalar(node)}
+        if isinstance(node, yaml.SequenceNode):
+            return {suffix: loader.construct_sequence(node, deep=True)}
+        assert isinstance(node, yaml.MappingNode)
+        return {suffix: loader.construct_mapping(node, deep=True)}
+
+    CloudFormationLoader.add_multi_constructor("!", any_tag)
+    template = yaml.load(
+        (EXAMPLES / "lambda" / "template.yaml").read_text(), Loader=CloudFormationLoader
+    )
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    function = template["Resources"]["FlowsFunction"]["Properties"]
+    assert function["Handler"] == "handler.handler"
+    assert (EXAMPLES / "lambda" / "handler.py").exists()
+    assert "TTFLOW_ASYNC_STORE" in function["Environment"]["Variables"]
+    assert function["FunctionUrlConfig"]["AuthType"] == "AWS_IAM"
+    events = {event["Type"]: event["Properties"] for event in function["Events"].values()}
+    assert events["SQS"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "ScheduleExpression" in events["ScheduleV2"]
+
+
 def test_lambda_template_grants_the_store_actions() -> None:
     template = (EXAMPLES / "lambda" / "template.yaml").read_text()
     assert "Handler: handler.handler" in template
@@ -205,9 +234,9 @@ def test_lambda_template_grants_the_store_actions() -> None:
         "s3:ListBucket",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
-        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "dynamodb:DescribeTable",
     ):
         assert action in template
