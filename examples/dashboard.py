@@ -65,7 +65,7 @@ async def watch_revenue(c: RunContext, args: dict[str, Any]) -> None:
 
 @client.workflow()
 async def deploy(c: RunContext, args: dict[str, Any]) -> None:
-    """Deploy once someone approves this very run (trigger ``approve:<run id>``)."""
+    """Deploy once someone approves this very run (trigger approve:<run id>)."""
     await c.log(f"deploy to {args['env']} is waiting for approval")
     decision = await c.wait_event(f"approve:{c.run_id}", timeout=24 * 3600)
     await c.log(f"approved by {decision['by']}; deploying")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from ttflow_async import (
     Client,
@@ -37,6 +37,12 @@ WRITES: list[tuple[str, dict[str, Any]]] = [
     ("/api/events", {"name": "order_placed", "args": {"id": 1}}),
     ("/api/resume", {}),
 ]
+
+
+class Parcel(BaseModel):
+    """Typed args: the engine validates them before the workflow runs."""
+
+    weight: float
 
 
 @dataclass
@@ -86,6 +92,10 @@ def make_client(spec: str = "onmemory", gate: Gate | None = None) -> Client:
     @client.workflow()
     async def boom(c: RunContext) -> None:
         raise RuntimeError("boom")
+
+    @client.workflow(trigger="ship")
+    async def ship(c: RunContext, args: Parcel) -> None:
+        await c.log(f"shipping {args.weight} kg")
 
     @client.workflow()
     async def hold(c: RunContext) -> None:
@@ -138,6 +148,7 @@ async def test_workflows_lists_names_descriptions_and_triggers(http: httpx.Async
         "napper",
         "sleeper",
         "boom",
+        "ship",
         "hold",
     }
     assert workflows["greet"] == {
@@ -497,11 +508,19 @@ async def test_reserved_event_names_are_refused(client: Client, http: httpx.Asyn
 async def test_a_workflow_rejecting_its_args_fails_alone(
     client: Client, http: httpx.AsyncClient
 ) -> None:
-    response = await http.post("/api/trigger", json={"name": "greet", "args": [1, 2]}, headers=AUTH)
+    response = await http.post(
+        "/api/trigger", json={"name": "ship", "args": {"weight": "heavy"}}, headers=AUTH
+    )
+    shipped = await http.post(
+        "/api/trigger", json={"name": "ship", "args": {"weight": 2}}, headers=AUTH
+    )
 
     assert response.status_code == 200
     [result] = response.json()["results"]
     assert result["status"] == "failed"
+    assert "weight" in result["error_message"]
+    [result] = shipped.json()["results"]
+    assert result["logs"] == ["shipping 2.0 kg"]
 
 
 # ------------------------------------------------------------------------- the lock

@@ -541,7 +541,10 @@ async function act(path, body) {
   const outcome = describeOutcome(response);
   showResult(outcome.text, outcome.error);
   if (response.status === 200 && response.payload.results.length > 0) {
-    state.selectedRun = response.payload.results[0].run_id;
+    // Show the log of the run this action started (not, say, an every-pass workflow).
+    const results = response.payload.results;
+    const started = results.find((result) => result.triggered_by === body.name) || results[0];
+    state.selectedRun = started.run_id;
   }
   await refresh();
 }
