@@ -437,6 +437,21 @@ async def test_writes_are_disabled_without_a_configured_token(
     await assert_nothing_changed(client)
 
 
+@pytest.mark.parametrize("content", [b"{not json", b'{"args": 1}'], ids=["broken", "no-name"])
+@pytest.mark.parametrize("token", [TOKEN, None], ids=["configured", "disabled"])
+async def test_the_token_is_checked_before_the_body(
+    client: Client, content: bytes, token: str | None
+) -> None:
+    transport = httpx.ASGITransport(app=create_app(client, token=token))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        response = await http.post(
+            "/api/trigger", content=content, headers={"Content-Type": "application/json"}
+        )
+
+    assert response.status_code == (401 if token else 403)
+    assert isinstance(response.json()["detail"], str)
+
+
 def test_an_empty_token_is_refused(client: Client) -> None:
     with pytest.raises(ValueError, match="empty"):
         create_app(client, token="")

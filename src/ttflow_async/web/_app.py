@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
 
 from .._errors import (
@@ -146,17 +152,40 @@ def create_app(
     app.add_middleware(SecurityMiddleware, allowed_hosts=allowed_hosts)
     _install_error_handlers(app)
 
-    async def require_token(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
+    def denial(authorization: str | None) -> HTTPException | None:
+        """Why a write request must be refused, or None when its token is right."""
         if token is None:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, WRITES_DISABLED_MESSAGE)
-        if credentials is None or not token_matches(credentials.credentials, token):
-            raise HTTPException(
+            return HTTPException(status.HTTP_403_FORBIDDEN, WRITES_DISABLED_MESSAGE)
+        scheme, presented = get_authorization_scheme_param(authorization)
+        if scheme.lower() != "bearer" or not token_matches(presented, token):
+            return HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 MISSING_TOKEN_MESSAGE,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        return None
+
+    async def require_token(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        # ``credentials`` documents the scheme in OpenAPI; ``denial`` reads the header.
+        refusal = denial(request.headers.get("authorization"))
+        if refusal is not None:
+            raise refusal
+
+    async def refuse_before_validating(request: Request, exc: Exception) -> Response:
+        # FastAPI decodes a JSON body before it runs dependencies: check the token
+        # first, so that an unauthorised caller learns nothing from the body's errors.
+        if request.method == "POST":
+            refusal = denial(request.headers.get("authorization"))
+            if refusal is not None:
+                return await http_exception_handler(request, refusal)
+        if not isinstance(exc, RequestValidationError):
+            raise exc
+        return await request_validation_exception_handler(request, exc)
+
+    app.add_exception_handler(RequestValidationError, refuse_before_validating)
 
     def workflows() -> list[WorkflowOut]:
         return [WorkflowOut.model_validate(w, from_attributes=True) for w in client.workflows]
