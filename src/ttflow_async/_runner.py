@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 
 from . import _json
 from ._context import RunContext, RunState, Suspend
@@ -128,7 +129,7 @@ class Pass:
                 with anyio.CancelScope() as work:
                     tg.start_soon(self._keep_alive, work)
                     try:
-                        await self._work(trigger, args)
+                        await self._work(trigger, args, tg)
                         await self._commit(trigger)
                         committed = True
                     except Exception as exc:
@@ -156,9 +157,10 @@ class Pass:
             self.lease.lost = True
             work.cancel()
 
-    async def _work(self, trigger: str | None, args: Any) -> None:
+    async def _work(self, trigger: str | None, args: Any, tg: anyio.abc.TaskGroup) -> None:
         view = self.view
         _, inbox = await gather(view.load_head, self.store.inbox_list)
+        tg.start_soon(view.prefetch_log_tails)
         deliveries: list[Delivery] = []
         fingerprint = self.registry.fingerprint()
         definitions_changed = view.head["fp"] != fingerprint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -13,6 +14,7 @@ from ._errors import CorruptStateError
 from ._layout import (
     EVENT_LOG_CAP,
     HISTORY_CAP,
+    SEGMENT_SIZE,
     TRACE_CAP,
     CappedLog,
     ShardedMap,
@@ -75,6 +77,16 @@ class StoreView:
         else:
             self.head = empty_head()
         self._bind_head()
+
+    async def prefetch_log_tails(self) -> None:
+        """Read the partly filled log segments a commit will rewrite, ahead of time."""
+        tails = [
+            log.segments[-1][0]
+            for log in (self.history, self.events, self.traces)
+            if log.segments and log.segments[-1][1] < SEGMENT_SIZE
+        ]
+        with contextlib.suppress(Exception):  # the commit reads them again if this failed
+            await self.fetch(tails)
 
     async def fetch(self, ids: Iterable[str]) -> dict[str, Any]:
         """Decoded blobs by id, cached; concurrent requests for one id share one read."""

@@ -153,21 +153,20 @@ class LocalFileStore:
 
     def _put_blobs_sync(self, blobs: Mapping[str, bytes]) -> None:
         self._make_dirs()
-        if _SYNCFS is None:
-            for blob_id, data in blobs.items():
-                _write_file(self.blob_dir / blob_id, data, sync=True)
-        else:
-            for blob_id, data in blobs.items():
-                _write_file(self.blob_dir / blob_id, data, sync=False)
-            # One syncfs() flushes every file just written: far cheaper than an fsync each.
-            fd = os.open(self.blob_dir, os.O_RDONLY)
-            try:
-                if _SYNCFS(fd) != 0:
-                    raise OSError(ctypes.get_errno(), "syncfs failed")
-            finally:
-                os.close(fd)
+        # Write them all, then one syncfs() flushes them together: cheaper than an fsync
+        # each already for two blobs (measured), and far cheaper for hundreds (Linux only).
+        one_flush = _SYNCFS is not None
+        for blob_id, data in blobs.items():
+            _write_file(self.blob_dir / blob_id, data, sync=not one_flush)
+        if not one_flush:
+            _fsync_dir(self.blob_dir)
             return
-        _fsync_dir(self.blob_dir)
+        fd = os.open(self.blob_dir, os.O_RDONLY)
+        try:
+            if _SYNCFS is not None and _SYNCFS(fd) != 0:
+                raise OSError(ctypes.get_errno(), "syncfs failed")
+        finally:
+            os.close(fd)
 
     async def put_blobs(self, blobs: Mapping[str, bytes]) -> None:
         if blobs:
