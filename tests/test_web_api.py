@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -712,6 +714,67 @@ async def test_serve_with_an_empty_token_keeps_writes_disabled(
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         response = await http.post("/api/resume", headers={"Authorization": "Bearer "})
     assert response.status_code == 403
+
+
+# ----------------------------------------------------------------------- the example
+
+
+@pytest.fixture
+def dashboard_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    monkeypatch.setenv("TTFLOW_ASYNC_EXAMPLES_DIR", str(tmp_path))
+    path = Path(__file__).resolve().parent.parent / "examples" / "dashboard.py"
+    spec = importlib.util.spec_from_file_location("dashboard_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_example_seeds_its_store_once(dashboard_example: ModuleType) -> None:
+    await dashboard_example.seed()
+    await dashboard_example.seed()
+    app = create_app(dashboard_example.client)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        history = await get_json(http, "/api/runs/history")
+        suspended = await get_json(http, "/api/runs/suspended")
+        flow = await get_json(http, "/api/flow")
+
+    statuses = {(r["workflow_name"], r["status"]) for r in history}
+    assert ("greet", "succeeded") in statuses
+    assert ("import_prices", "failed") in statuses
+    assert [r["workflow_name"] for r in history].count("greet") == 1
+    assert {r["waiting_for"]["kind"] for r in suspended} == {"event", "timer"}
+    assert {"name": "revenue", "producers": ["take_order"], "consumers": ["watch_revenue"]} in (
+        flow["states"]
+    )
+
+
+def test_the_example_serves_on_loopback_by_default(
+    dashboard_example: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: dict[str, Any] = {}
+
+    async def no_seed() -> None:
+        return None
+
+    def fake_serve(client: Client, **options: Any) -> None:
+        served.update(options, client=client)
+
+    monkeypatch.setattr(dashboard_example, "seed", no_seed)
+    monkeypatch.setattr(dashboard_example, "serve", fake_serve)
+    monkeypatch.setenv("TTFLOW_ASYNC_DASHBOARD_TOKEN", "from-env")
+    monkeypatch.setattr(sys, "argv", ["dashboard.py", "--port", "8123"])
+
+    dashboard_example.main()
+
+    assert served == {
+        "client": dashboard_example.client,
+        "host": "127.0.0.1",
+        "port": 8123,
+        "token": "from-env",
+    }
 
 
 # --------------------------------------------------------------------- optionality
