@@ -592,24 +592,25 @@ async def test_the_page_and_its_assets_are_served_with_a_strict_policy(
     http: httpx.AsyncClient,
 ) -> None:
     page = await http.get("/")
-    script = await http.get("/static/dashboard.js")
+    scripts = [await http.get(f"/static/{name}.js") for name in ("dashboard", "charts", "dom")]
     style = await http.get("/static/dashboard.css")
 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert '<script src="/static/dashboard.js" defer></script>' in page.text
+    assert '<script type="module" src="/static/dashboard.js"></script>' in page.text
     assert "http://" not in page.text
     assert "https://" not in page.text
-    assert script.status_code == 200
+    assert [script.status_code for script in scripts] == [200, 200, 200]
+    assert all(s.headers["content-type"].startswith("text/javascript") for s in scripts)
     assert style.status_code == 200
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
     assert "unsafe-inline" not in policy
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert "innerHTML" not in script.text
-    assert "insertAdjacentHTML" not in script.text
-    assert "document.write" not in script.text
+    for script in scripts:
+        for markup_api in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert markup_api not in script.text
 
 
 async def test_api_answers_are_not_cached(http: httpx.AsyncClient) -> None:

@@ -109,7 +109,7 @@ def wait_until_serving(process: subprocess.Popen[bytes], base_url: str, log: Pat
         if process.poll() is not None:
             pytest.fail(f"the dashboard server exited:\n{log.read_text()}")
         try:
-            if httpx.get(f"{base_url}/api/status").status_code == 200:
+            if httpx.get(f"{base_url}/api/status", trust_env=False).status_code == 200:
                 return
         except httpx.TransportError:
             pass
