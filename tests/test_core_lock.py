@@ -186,3 +186,43 @@ async def test_expired_runner_is_fenced(make_client: MakeClient) -> None:
     results = await fresh.run()
     assert [r.workflow_name for r in results] == ["stuck"]
     assert await fresh.run() == []
+
+
+async def test_trigger_queued_behind_a_holder_with_the_same_code_fires_once(
+    make_client: MakeClient,
+) -> None:
+    fired: list[str] = []
+    entered = anyio.Event()
+    release = anyio.Event()
+
+    def deploy() -> object:
+        client = make_client()
+
+        @client.workflow()
+        async def slow(c: RunContext) -> None:
+            entered.set()
+            await release.wait()
+
+        @client.workflow()
+        async def hello(c: RunContext, args: str) -> None:
+            fired.append(args)
+
+        return client
+
+    holder, other = deploy(), deploy()
+    async with anyio.create_task_group() as tg:
+        holder_results: list[list[str]] = []
+
+        async def hold() -> None:
+            results = await holder.run("slow")  # type: ignore[attr-defined]
+            holder_results.append([r.workflow_name for r in results])
+
+        tg.start_soon(hold)
+        await entered.wait()
+        with pytest.raises(StateLockedError) as queued:
+            await other.run("hello", "once")  # type: ignore[attr-defined]
+        assert queued.value.queued
+        release.set()
+    assert holder_results == [["slow", "hello"]]  # drained before the holder released
+    assert await other.run() == []  # type: ignore[attr-defined]
+    assert fired == ["once"]

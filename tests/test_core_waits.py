@@ -348,3 +348,73 @@ async def test_sideeffect_suspending_inside_its_body(make_client: MakeClient) ->
     (done,) = await client.run()
     assert done.logs == ["asking", "answer yes"]
     assert bodies == ["start", "start", "end"]
+
+
+async def test_a_wait_is_not_woken_by_the_delivery_that_started_it(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+
+    @client.workflow(trigger=event_trigger("bell"))
+    async def doorman(c: RunContext, args: int) -> None:
+        again = await c.wait_event("bell")
+        await c.log(f"rang {args} then {again}")
+
+    await client.send_event("bell", 1)
+    (first,) = await client.run()
+    assert first.status == "paused"
+    await client.send_event("bell", 2)
+    results = await client.run()
+    by_id = {r.run_id: r for r in results}
+    assert by_id[first.run_id].logs == ["rang 1 then 2"]
+    assert sorted(r.status for r in results) == ["paused", "succeeded"]
+
+
+async def test_events_without_listeners_are_logged(make_client: MakeClient) -> None:
+    client = make_client()
+    await client.send_event("nobody_listens", {"x": 1})
+    assert await client.run() == []
+    (entry,) = [e for e in await client.event_log() if e.event_name == "nobody_listens"]
+    assert entry.args == {"x": 1}
+    assert entry.timestamp.tzinfo is not None
+
+
+async def test_suspended_runs_outlive_the_client(make_client: MakeClient) -> None:
+    first = make_client()
+
+    @first.workflow()
+    async def long_lived(c: RunContext) -> None:
+        await c.log("started")
+        await c.wait_event("resume")
+        await c.log("resumed")
+
+    (started,) = await first.run("long_lived")
+    later = make_client()
+
+    @later.workflow()
+    async def long_lived(c: RunContext) -> None:  # noqa: F811 - the same code, a new process
+        await c.log("started")
+        await c.wait_event("resume")
+        await c.log("resumed")
+
+    (resumed,) = await later.run("resume")
+    assert (resumed.run_id, resumed.logs) == (started.run_id, ["started", "resumed"])
+
+
+async def test_max_concurrency_one_still_runs_everything(make_client: MakeClient) -> None:
+    client = make_client(max_concurrency=1)
+    running: list[int] = []
+    overlap: list[bool] = []
+
+    @client.workflow(trigger=event_trigger("job"))
+    async def job(c: RunContext, args: int) -> None:
+        running.append(args)
+        overlap.append(len(running) > 1)
+        await c.log(f"job {args}")
+        running.remove(args)
+
+    for i in range(5):
+        await client.send_event("job", i)
+    results = await client.run()
+    assert sorted(r.logs[0] for r in results) == [f"job {i}" for i in range(5)]
+    assert not any(overlap)

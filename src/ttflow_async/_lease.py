@@ -104,13 +104,6 @@ class Lease:
         """Push the expiry forward."""
         await self.write(self.root, keep=True)
 
-    async def keep_alive(self) -> None:
-        """Renew the lease until cancelled (a task of the pass's task group)."""
-        interval = max(self.lease_seconds / 3, 0.01)
-        while True:
-            await anyio.sleep(interval)
-            await self.renew()
-
     async def release(self) -> None:
         """Clear the lease without changing anything else (best effort)."""
         try:

@@ -148,14 +148,22 @@ class Pass:
         return self._results()
 
     async def _keep_alive(self, work: anyio.CancelScope) -> None:
-        try:
-            await self.lease.keep_alive()
-        except LeaseLost:
-            work.cancel()
-        except Exception:
-            logger.exception("renewing the lease of %s failed", self.store.description)
-            self.lease.lost = True
-            work.cancel()
+        """Renew the lease while the pass works; stop the pass once it is taken over.
+
+        A renewal that fails for another reason (a transient store error) is retried at
+        the next interval: the lease is still ours until it expires, and the commit's
+        compare-and-swap fences this runner anyway if it was taken over meanwhile.
+        """
+        interval = max(self.lease.lease_seconds / 3, 0.01)
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self.lease.renew()
+            except LeaseLost:
+                work.cancel()
+                return
+            except Exception:
+                logger.warning("renewing the lease of %s failed; retrying", self.store.description)
 
     async def _work(self, trigger: str | None, args: Any, tg: anyio.abc.TaskGroup) -> None:
         view = self.view
