@@ -293,6 +293,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
     def state_clear_command(
         ctx: typer.Context,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")] = False,
+        lock_timeout: LockTimeoutOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Delete everything in the store: state, suspended runs, history, logs, inbox."""
@@ -307,7 +308,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
                 raise typer.Exit(EXIT_USAGE)
 
         async def work(client: Client) -> None:
-            await client.clear_state()
+            await client.clear_state(lock_timeout=lock_timeout)
 
         session.call(work, as_json=as_json)
         if as_json:
