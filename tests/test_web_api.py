@@ -585,6 +585,21 @@ async def test_a_held_lock_queues_triggers_and_events_and_refuses_resume(
     assert await client.get_state("orders") == 1
 
 
+async def test_a_store_the_engine_cannot_read_is_503_and_left_alone(tmp_path: Path) -> None:
+    state_file = tmp_path / "state.json"
+    state_file.write_bytes(b"this is not a ttflow-async store")
+    client = make_client(f"local:{state_file}")
+    transport = httpx.ASGITransport(app=create_app(client, token=TOKEN))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        read = await http.get("/api/runs/history")
+        fired = await http.post("/api/trigger", json={"name": "greet"}, headers=AUTH)
+
+    assert read.status_code == 503
+    assert read.json()["detail"]
+    assert fired.status_code == 503
+    assert state_file.read_bytes() == b"this is not a ttflow-async store"
+
+
 # ---------------------------------------------------------------- page and headers
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
 
-from .._errors import (
+from .. import (
     CorruptStateError,
     InvalidStateError,
     StateLockedError,
@@ -97,7 +97,7 @@ def _locked_response(exc: StateLockedError) -> JSONResponse:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    def error(code: int) -> Any:
+    def error(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
         async def handler(request: Request, exc: Exception) -> JSONResponse:
             return JSONResponse({"detail": str(exc)}, status_code=code)
 
