@@ -213,6 +213,11 @@ def test_unknown_store_spec(spec: str) -> None:
         setup(spec)
 
 
+def test_setup_rejects_unknown_options() -> None:
+    with pytest.raises(TypeError, match="lease_seconds"):
+        setup("onmemory", lease_second=5)
+
+
 def test_setup_accepts_a_store_object_and_rejects_others() -> None:
     store = MemoryStore()
     assert setup(store).store is store

@@ -47,12 +47,10 @@ GC_SAFETY_WINDOW_SECONDS = 3600.0
 def _public_waiting(wait: dict[str, Any]) -> dict[str, Any]:
     kind = wait["kind"]
     if kind == "event":
-        deadline = wait.get("deadline")
-        return {
-            "kind": "event",
-            "name": wait["name"],
-            "timeout_at": None if deadline is None else to_datetime(deadline),
-        }
+        public: dict[str, Any] = {"kind": "event", "name": wait["name"]}
+        if wait.get("deadline") is not None:
+            public["timeout_at"] = to_datetime(wait["deadline"])
+        return public
     if kind == "timer":
         return {"kind": "timer", "due": to_datetime(wait["due"])}
     if kind == "blocked":

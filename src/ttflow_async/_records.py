@@ -55,9 +55,9 @@ class WorkflowInfo(_Record):
 class PausedRun(_Record):
     """A suspended run and what it waits for.
 
-    ``waiting_for["kind"]`` is ``"next_run"``, ``"event"`` (with ``"name"`` and
-    ``"timeout_at"``), ``"timer"`` (with ``"due"``) or ``"blocked"`` (with
-    ``"error_message"``).
+    ``waiting_for["kind"]`` is ``"next_run"``, ``"event"`` (with ``"name"``, and
+    ``"timeout_at"`` when the wait has a timeout), ``"timer"`` (with ``"due"``) or
+    ``"blocked"`` (with ``"error_message"``).
     """
 
     workflow_name: str

@@ -27,6 +27,11 @@ def store_from_spec(spec: str, **options: Any) -> Store:
             f"accepted spec strings: {ACCEPTED_FORMS}"
         )
     kind, sep, rest = spec.partition(":")
+    if options and (spec == "onmemory" or kind == "local"):
+        raise TypeError(
+            f"setup() got options the {kind} store does not take: {sorted(options)}; the "
+            "client takes lease_seconds and max_concurrency"
+        )
     if spec == "onmemory":
         from ._memory import MemoryStore
 
