@@ -539,6 +539,50 @@ def test_dashboard_help_names_the_token_variable(app_dir: Path) -> None:
     assert "8000" in done.stdout
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_dashboard_serves_the_app(app_dir: Path) -> None:
+    import httpx
+
+    assert cli(app_dir, "run", "waiter").returncode == 0
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(CONSOLE_SCRIPT),
+            "--app",
+            f"{app_dir / 'flows.py'}:client",
+            "dashboard",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(TTFLOW_ASYNC_DASHBOARD_TOKEN="s3cret"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, "the dashboard exited"
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/runs/suspended", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the dashboard never answered"
+                time.sleep(0.1)
+        assert answer.status_code == 200
+        assert "waiter" in answer.text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_progress_and_colour_on_a_terminal(app_dir: Path) -> None:
     """On a TTY a long run() shows a live progress line, and the summary is coloured."""
     import pty

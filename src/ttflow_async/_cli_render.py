@@ -89,17 +89,15 @@ class EventLogEntryLike(Protocol):
     def timestamp(self) -> datetime: ...
 
 
-def make_consoles() -> tuple[Console, Console]:
-    """Build the stdout and stderr consoles.
+def make_console(*, stderr: bool = False) -> Console:
+    """Build the stdout (or stderr) console.
 
     Off a terminal the width is unbounded so that piped output is never wrapped.
     """
-    out = Console(soft_wrap=True, highlight=False)
-    err = Console(stderr=True, soft_wrap=True, highlight=False)
-    for console in (out, err):
-        if not console.is_terminal:
-            console.width = 10_000
-    return out, err
+    console = Console(stderr=stderr, soft_wrap=True, highlight=False)
+    if not console.is_terminal:
+        console.width = 10_000
+    return console
 
 
 def to_jsonable(value: Any) -> Any:

@@ -25,7 +25,7 @@ from . import (
     TtflowError,
     UnknownTriggerError,
 )
-from ._cli_render import make_consoles, print_json
+from ._cli_render import make_console, print_json
 
 EXIT_OK = 0
 """Every command and every run went well."""
@@ -152,8 +152,8 @@ class Session:
 
     client: Client | None
     app_target: str | None = None
-    out: Console = field(default_factory=lambda: make_consoles()[0])
-    err: Console = field(default_factory=lambda: make_consoles()[1])
+    out: Console = field(default_factory=make_console)
+    err: Console = field(default_factory=lambda: make_console(stderr=True))
 
     def get_client(self) -> Client:
         if self.client is None:

@@ -136,3 +136,7 @@ def run_cli(client: Client, argv: Sequence[str] | None = None) -> None:
 def main() -> None:
     """The ``ttflow-async`` console script."""
     build_app(None)(prog_name="ttflow-async")
+
+
+if __name__ == "__main__":
+    main()
