@@ -187,6 +187,34 @@ async def test_suspended_runs_say_what_they_wait_for_and_since_when(
         assert set(run["waiting_for"]) == {"kind", "name", "due", "timeout_at", "error_message"}
 
 
+async def test_a_blocked_run_shows_its_error(tmp_path: Path) -> None:
+    spec = f"local:{tmp_path / 'state.json'}"
+
+    def deploy(version: int) -> Client:
+        client = setup(spec)
+
+        @client.workflow()
+        async def flip(c: RunContext) -> None:
+            if version == 1:
+                await c.log("first version")
+            else:
+                await c.get_state("anything")
+            await c.pause_once()
+
+        return client
+
+    before, after = deploy(1), deploy(2)
+    [paused] = await before.run("flip")
+    await after.run()
+    transport = httpx.ASGITransport(app=create_app(after))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        [blocked] = await get_json(http, "/api/runs/suspended")
+
+    assert blocked["run_id"] == paused.run_id
+    assert blocked["waiting_for"]["kind"] == "blocked"
+    assert "NondeterminismError" in blocked["waiting_for"]["error_message"]
+
+
 async def test_history_lists_finished_runs_oldest_first(
     client: Client, http: httpx.AsyncClient
 ) -> None:
