@@ -48,4 +48,4 @@ def serve(
             host,
             " (the token travels in every write request)" if token else "",
         )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

@@ -193,7 +193,11 @@ function renderLog() {
 
 async function selectRun(runId) {
   state.selectedRun = runId;
-  await refreshLog();
+  try {
+    await refreshLog();
+  } catch (error) {
+    byId("logs-run").textContent = runId + " (could not load: " + error.message + ")";
+  }
 }
 
 async function refreshLog() {
@@ -206,7 +210,26 @@ async function refreshLog() {
   }
 }
 
-async function refresh() {
+// One refresh at a time: a refresh asked for while one runs is done right after it.
+let refreshing = null;
+let refreshAgain = false;
+
+function refresh() {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      refreshAgain = false;
+      await refreshOnce();
+    } while (refreshAgain);
+    refreshing = null;
+  })();
+  return refreshing;
+}
+
+async function refreshOnce() {
   try {
     const [workflows, suspended, history, events, traces, flow, status] = await Promise.all([
       getJson("/api/workflows"),
@@ -266,7 +289,13 @@ function describeOutcome(response) {
 
 async function act(path, body) {
   showResult("…", false);
-  const response = await postJson(path, body);
+  let response;
+  try {
+    response = await postJson(path, body);
+  } catch (error) {
+    showResult("The request failed: " + error.message, true);
+    return;
+  }
   const outcome = describeOutcome(response);
   showResult(outcome.text, outcome.error);
   if (response.status === 200 && response.payload.results.length > 0) {
