@@ -403,6 +403,20 @@ def test_bad_app_exits_2(app_dir: Path, target: str, message: str) -> None:
     assert message in done.stderr
 
 
+def test_an_app_that_fails_to_import_exits_2_with_its_traceback(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("import ttflow_async\nraise RuntimeError('no config')\n")
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--app", f"{tmp_path / 'broken.py'}:client", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert done.returncode == 2
+    assert "Traceback" in done.stderr
+    assert "RuntimeError('no config')" in done.stderr
+
+
 def test_missing_app_exits_2_and_the_env_var_works(app_dir: Path) -> None:
     done = subprocess.run(
         [str(CONSOLE_SCRIPT), "status"], capture_output=True, text=True, timeout=60, env=_env()

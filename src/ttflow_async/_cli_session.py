@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,13 @@ class Session:
                 self.client = load_client(self.app_target)
             except UsageError as exc:
                 self.fail(exc, as_json=False)
+            except Exception as exc:
+                # The user's module raised while being imported: show where, then exit 2.
+                self.err.print(_user_traceback(exc), markup=False, highlight=False, end="")
+                self.fail(
+                    UsageError(f"importing {self.app_target!r} failed: {exc!r}"),
+                    as_json=False,
+                )
         return self.client
 
     def call(
@@ -216,6 +224,17 @@ class Session:
         else:
             self.err.print(f"[bold red]error:[/] {escape(message)}")
         raise typer.Exit(code)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` from the first frame outside this module and importlib."""
+    tb = exc.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename == __file__
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen")
+    ):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def exit_code_for(exc: BaseException) -> int:
