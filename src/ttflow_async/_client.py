@@ -168,13 +168,11 @@ class Client:
             raise UnknownTriggerError(f"a trigger must be a non-empty string, got {trigger!r}")
         payload = _json.normalize(args, "the args of run()")
         async with self._connected():
-            if trigger is not None and trigger not in self._registry.string_triggers():
-                view = await self._read(read_view)
-                if not await self._read_retry(lambda v: v.has_waiters(trigger), view):
-                    raise UnknownTriggerError(
-                        f"no workflow has trigger {trigger!r} and no suspended run waits for "
-                        f"it; registered triggers: {sorted(self._registry.string_triggers())}"
-                    )
+            if trigger is not None and not await self._is_listened_to(trigger):
+                raise UnknownTriggerError(
+                    f"no workflow has trigger {trigger!r} and no suspended run waits for it; "
+                    f"registered triggers: {sorted(self._registry.string_triggers())}"
+                )
             lease = Lease(self.store, self.lease_seconds)
             try:
                 view = await lease.acquire(lock_timeout)
@@ -201,6 +199,11 @@ class Client:
                 await self._collect_quietly()
             return results
 
+    async def _is_listened_to(self, trigger: str) -> bool:
+        if trigger in self._registry.string_triggers():
+            return True
+        return await self._inspect(lambda view: view.has_waiters(trigger))
+
     async def _queue(self, kind: str, name: str, args: Any) -> None:
         item_id, data = inbox_item(kind, name, args)
         await self.store.inbox_put(item_id, data)
@@ -223,12 +226,6 @@ class Client:
                     if attempt == 4:
                         raise
         raise AssertionError("unreachable")
-
-    async def _read_retry(self, read: Callable[[StoreView], Awaitable[T]], view: StoreView) -> T:
-        try:
-            return await read(view)
-        except BlobNotFound:
-            return await self._read(lambda store: self._fresh(store, read))
 
     @staticmethod
     async def _fresh(store: Store, read: Callable[[StoreView], Awaitable[T]]) -> T:
