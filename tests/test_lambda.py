@@ -225,6 +225,26 @@ def test_function_url_with_a_base64_body(handler: LambdaHandler) -> None:
     assert http_body(response)["results"][0]["logs"] == ["hello λ"]
 
 
+def test_application_load_balancer_request(handler: LambdaHandler) -> None:
+    event = {
+        "requestContext": {
+            "elb": {
+                "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
+                "targetgroup/flows/6d0ecf831eec9f09"
+            }
+        },
+        "httpMethod": "POST",
+        "path": "/flows",
+        "queryStringParameters": {},
+        "headers": {"content-type": "application/json"},
+        "body": '{"trigger_name": "hello", "args": "alb"}',
+        "isBase64Encoded": False,
+    }
+    response = handler(event, None)
+    assert response["statusCode"] == 200
+    assert http_body(response)["results"][0]["logs"] == ["hello alb"]
+
+
 def test_no_body_resumes_what_is_ready(handler: LambdaHandler) -> None:
     started = http_body(handler(function_url({"trigger_name": "poller"}, b64=False), None))
     assert started["results"][0]["status"] == "paused"

@@ -16,8 +16,9 @@ first invocation and reused by the next ones.
 
 What it accepts:
 
-* **HTTP**: API Gateway REST (v1) and HTTP (v2) APIs and Lambda function URLs, with a
-  JSON body ``{"trigger_name": ..., "args": ...}`` (fire a trigger and run),
+* **HTTP**: API Gateway REST (v1) and HTTP (v2) APIs, Lambda function URLs and
+  Application Load Balancer targets, with a JSON body
+  ``{"trigger_name": ..., "args": ...}`` (fire a trigger and run),
   ``{"event": ..., "args": ...}`` (send an event and run) or no body (resume what is
   ready); base64 bodies too. Responses: 200 with the results, 202 when another runner
   holds the lock (the trigger or event is queued and fires in a later pass), 400 with
