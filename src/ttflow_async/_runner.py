@@ -95,7 +95,7 @@ class Pass:
         self.lease = lease
         self.view = view
         self.store = view.store
-        self.limiter = anyio.CapacityLimiter(max_concurrency)
+        self.max_concurrency = max_concurrency
         self.outcomes: dict[str, _Outcome] = {}
         self.emitted: list[tuple[str, Any]] = []
         self.suspended_now: list[tuple[str, Rec]] = []
@@ -257,12 +257,20 @@ class Pass:
             batch.append((run, triggered_by))
         if not batch:
             return
+        for run, triggered_by in batch:
+            if run.run_id not in self.outcomes:
+                self.outcomes[run.run_id] = _Outcome(run, triggered_by)
+        # At most max_concurrency workers pull runs from the wave: cheaper than one task
+        # and one limiter acquisition per run, with the same bound.
+        pending = iter([run for run, _ in batch])
+
+        async def worker() -> None:
+            for run in pending:
+                await self._execute(run)
+
         async with anyio.create_task_group() as tg:
-            for run, triggered_by in batch:
-                outcome = self.outcomes.get(run.run_id)
-                if outcome is None:
-                    self.outcomes[run.run_id] = _Outcome(run, triggered_by)
-                tg.start_soon(self._execute, run)
+            for _ in range(min(self.max_concurrency, len(batch))):
+                tg.start_soon(worker)
         await view.insert(self.suspended_now)
         self.suspended_now = []
 
@@ -292,8 +300,7 @@ class Pass:
     async def _execute(self, run: RunState) -> None:
         outcome = self.outcomes[run.run_id]
         definition = self.registry.workflows.get(run.workflow_name)
-        async with self.limiter:
-            status, error, waiting = await self._call(run, definition)
+        status, error, waiting = await self._call(run, definition)
         outcome.status = status
         outcome.error_message = error
         if status in ("paused", "blocked"):
