@@ -444,8 +444,8 @@ def test_bad_usage_exits_2(app_dir: Path) -> None:
 def test_help_shows_examples_for_every_command(app_dir: Path) -> None:
     top = cli(app_dir, "--help")
     assert top.returncode == 0
-    for command in ("run", "event", "status", "history", "logs", "state", "init", "dashboard"):
-        assert command in top.stdout
+    for name in ("run", "event", "status", "history", "logs", "state", "init", "dashboard"):
+        assert name in top.stdout
     assert "75" in top.stdout
     for command in (
         ["run"],

@@ -195,9 +195,9 @@ def test_lambda_example_handles_every_kind_of_event(examples_env: dict[str, str]
 
 
 def test_lambda_template_is_valid_sam() -> None:
-    import yaml
+    import yaml  # type: ignore[import-untyped]
 
-    class CloudFormationLoader(yaml.SafeLoader):
+    class CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]
         """Reads CloudFormation's short tags (!Ref, !Sub, !If, ...) as plain values."""
 
     def any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
