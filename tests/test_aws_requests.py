@@ -1,0 +1,146 @@
+"""How many AWS requests one ``run()`` makes, and in how many sequential waves.
+
+A client's requests are observed through botocore's own event hooks on the session the
+store uses: every API call (each page of a listing included) is counted once, and a
+*wave* starts whenever a call begins while no other call of the client is in flight.
+A pass that fetched 100 journals one after the other would show 100 waves; the engine
+fetches them together, so the number of waves must not grow with the number of runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Literal
+
+import aioboto3
+import pytest
+
+from ttflow_async import Client, RunContext, event_trigger, setup
+
+pytestmark = pytest.mark.aws
+
+SpecFactory = Callable[[Literal["s3", "dynamodb"]], str]
+
+#: Sequential waves a pass may take, whatever the number of runs it resumes.
+MAX_WAVES = 16
+
+
+class RequestRecorder:
+    """Counts API calls and sequential waves of one aioboto3 session."""
+
+    def __init__(self) -> None:
+        self.session = aioboto3.Session()
+        self.session.events.register("before-call", self._before)
+        self.session.events.register("after-call", self._after)
+        self.session.events.register("after-call-error", self._after)
+        self.in_flight = 0
+        self.waves = 0
+        self.operations: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        self.waves = 0
+        self.operations.clear()
+
+    @property
+    def requests(self) -> int:
+        return sum(self.operations.values())
+
+    def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if self.in_flight == 0:
+            self.waves += 1
+        self.in_flight += 1
+        self.operations[model.name] += 1
+        context["ttflow_counted"] = True
+
+    def _after(self, context: dict[str, Any], **_: Any) -> None:
+        if context.pop("ttflow_counted", False):
+            self.in_flight -= 1
+
+
+def _client(spec: str, recorder: RequestRecorder) -> Client:
+    client = setup(spec, session=recorder.session)
+
+    @client.workflow(trigger=event_trigger("spawn_paused"))
+    async def paused(c: RunContext) -> None:
+        await c.pause_once()
+        await c.log("resumed")
+
+    @client.workflow(trigger=event_trigger("spawn_waiter"))
+    async def waiter(c: RunContext) -> None:
+        approval = await c.wait_event("approve")
+        await c.log(f"approved by {approval['by']}")
+
+    return client
+
+
+async def _spawn(client: Client, event: str, count: int) -> None:
+    await asyncio.gather(*(client.send_event(event) for _ in range(count)))
+    results = await client.run()
+    assert sum(r.status == "paused" for r in results) == count
+
+
+async def _measure(kind: str, spec: str, runs: int) -> dict[str, tuple[int, int, str]]:
+    """Waves, requests and the per-operation counts of each scenario."""
+    recorder = RequestRecorder()
+    measured: dict[str, tuple[int, int, str]] = {}
+
+    def note(scenario: str) -> None:
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(recorder.operations.items()))
+        measured[scenario] = (recorder.waves, recorder.requests, ops)
+        recorder.reset()
+
+    async with _client(spec, recorder) as client:
+        await client.run()  # the first pass (workflows_changed)
+        recorder.reset()
+        await client.run()
+        note("idle run()")
+
+        await _spawn(client, "spawn_paused", runs)
+        recorder.reset()
+        results = await client.run()
+        assert [r.status for r in results] == ["succeeded"] * runs
+        note(f"run() resuming {runs} paused runs")
+
+        await _spawn(client, "spawn_waiter", runs)
+        recorder.reset()
+        results = await client.run("approve", {"by": "ana"})
+        assert [r.status for r in results] == ["succeeded"] * runs
+        assert all(r.logs == ["approved by ana"] for r in results)
+        note(f"run('approve') waking {runs} waiting runs")
+
+        await client.send_event("ping")
+        note("send_event()")
+        results = await client.run()
+        note("run() with one queued event, no listener")
+        assert results == []
+    for scenario, (waves, requests, ops) in measured.items():
+        print(f"{kind:8} {scenario:40} waves {waves:3}  requests {requests:4}  ({ops})")
+    return measured
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["s3", "dynamodb"])
+async def test_waves_of_a_pass_do_not_grow_with_the_runs_it_resumes(
+    kind: Literal["s3", "dynamodb"], aws_spec_factory: SpecFactory
+) -> None:
+    few = await _measure(kind, aws_spec_factory(kind), 10)
+    many = await _measure(kind, aws_spec_factory(kind), 100)
+    for (waves_few, requests_few, _), (scenario, (waves_many, requests_many, _)) in zip(
+        few.values(), many.items(), strict=True
+    ):
+        assert waves_few <= MAX_WAVES, scenario
+        assert waves_many <= MAX_WAVES, scenario
+        # Ten times the runs, the same sequential waves (give or take requests that
+        # happen to overlap in one measurement and not in the other).
+        assert waves_many <= waves_few + 2, scenario
+        if kind == "dynamodb":
+            # Batched reads and writes: 90 more runs cost a handful of requests, not 90.
+            assert requests_many - requests_few <= 12, scenario
+        else:
+            # S3 has no batched reads or writes: one GET per journal read, one PUT per
+            # blob written; deletes are batched (1000 keys per request).
+            assert requests_many - requests_few <= 2 * 90 + 4, scenario
+    assert many["send_event()"][1] == 1
