@@ -349,7 +349,7 @@ async def test_dynamodb_table_with_another_key_schema_is_refused(aws_endpoint: s
 async def test_s3_delete_spans_several_delete_objects_batches(aws_endpoint: str) -> None:
     name = unique_name("s3")
     create_resource("s3", name)
-    store = store_from_spec(f"s3:{name}", max_concurrency=64)
+    store = store_from_spec(f"s3:{name}", request_concurrency=64)
     async with _opened(store):
         ids = [f"log-{i:05x}-00" for i in range(1005)]
         await store.put_blobs(dict.fromkeys(ids, b"."))
@@ -390,3 +390,18 @@ async def test_dynamodb_deletes_leave_no_chunk_behind(aws_endpoint: str, same_ob
     await deleter.inbox_delete(["00000000000000000001-aa"])
     left = boto3.client("dynamodb").scan(TableName=name, ConsistentRead=True)["Items"]
     assert left == []
+
+
+@pytest.mark.aws
+def test_aws_store_options_are_checked_at_setup(aws_kind: str) -> None:
+    from ttflow_async import setup
+
+    spec = _spec(aws_kind, unique_name(aws_kind))  # type: ignore[arg-type]
+    client = setup(spec, lease_seconds=5, request_concurrency=4, retry_mode="adaptive")
+    assert client.lease_seconds == 5
+    with pytest.raises(ValueError, match="retry_mode"):
+        setup(spec, retry_mode="sometimes")
+    with pytest.raises(ValueError, match="request_concurrency"):
+        setup(spec, request_concurrency=0)
+    with pytest.raises(TypeError):
+        setup(spec, no_such_option=1)

@@ -24,7 +24,7 @@ _T = TypeVar("_T")
 INSTALL_HINT = "pip install 'ttflow-async[aws]'"
 
 #: Requests of one store call that may be in flight at once (and HTTP connections).
-DEFAULT_MAX_CONCURRENCY = 32
+DEFAULT_REQUEST_CONCURRENCY = 32
 
 #: botocore's "standard" retry mode retries throttling, 5xx answers and connection
 #: errors with exponential backoff and jitter; 5 attempts ride out short outages.
@@ -49,13 +49,26 @@ def load_aioboto3(store_kind: str) -> Any:
     return aioboto3
 
 
-def client_config(max_concurrency: int, retry_mode: str, max_attempts: int) -> Any:
-    """The botocore ``Config`` every AWS client of the project uses."""
+def client_config(request_concurrency: int, retry_mode: str, max_attempts: int) -> Any:
+    """The botocore ``Config`` every AWS client of the project uses.
+
+    Raises:
+        ValueError: an option is out of range.
+    """
     from botocore.config import Config
+
+    if request_concurrency < 1:
+        raise ValueError(f"request_concurrency must be at least 1, got {request_concurrency!r}")
+    if retry_mode not in {"standard", "adaptive", "legacy"}:
+        raise ValueError(
+            f"retry_mode must be 'standard', 'adaptive' or 'legacy', got {retry_mode!r}"
+        )
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, got {max_attempts!r}")
 
     return Config(
         retries={"mode": retry_mode, "total_max_attempts": max_attempts},
-        max_pool_connections=max_concurrency,
+        max_pool_connections=request_concurrency,
         connect_timeout=10,
         read_timeout=30,
     )

@@ -36,7 +36,7 @@ import anyio
 from .._errors import CorruptStateError, StoreError
 from ._aws import (
     DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_REQUEST_CONCURRENCY,
     AwsClientHolder,
     chunked,
     client_config,
@@ -81,7 +81,9 @@ class DynamoDBStore:
         endpoint_url: An explicit endpoint; by default the AWS chain decides
             (``AWS_ENDPOINT_URL_DYNAMODB`` / ``AWS_ENDPOINT_URL`` included).
         region_name: An explicit region; by default the AWS chain decides.
-        max_concurrency: Requests of one call in flight at once (and pooled connections).
+        request_concurrency: Requests of one call in flight at once (and pooled
+            connections); named so because ``setup()``'s ``max_concurrency`` is the
+            number of runs executing at once.
         retry_mode: botocore retry mode, ``"standard"`` (default) or ``"adaptive"``.
         max_attempts: Attempts per request, the first one included.
 
@@ -96,7 +98,7 @@ class DynamoDBStore:
         session: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        request_concurrency: int = DEFAULT_REQUEST_CONCURRENCY,
         retry_mode: str = "standard",
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
@@ -104,12 +106,12 @@ class DynamoDBStore:
             raise ValueError("DynamoDBStore needs a table name")
         aioboto3 = load_aioboto3("dynamodb")
         self.table = table
-        self._limit = max_concurrency
+        self._limit = request_concurrency
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._holder = AwsClientHolder(
             "dynamodb",
             session if session is not None else aioboto3.Session(),
-            client_config(max_concurrency, retry_mode, max_attempts),
+            client_config(request_concurrency, retry_mode, max_attempts),
             endpoint_url=endpoint_url,
             region_name=region_name,
         )

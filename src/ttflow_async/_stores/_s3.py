@@ -24,7 +24,7 @@ from typing import Any
 
 from ._aws import (
     DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_REQUEST_CONCURRENCY,
     AwsClientHolder,
     chunked,
     client_config,
@@ -53,7 +53,9 @@ class S3Store:
         endpoint_url: An explicit endpoint; by default the AWS chain decides
             (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` included).
         region_name: An explicit region; by default the AWS chain decides.
-        max_concurrency: Requests of one call in flight at once (and pooled connections).
+        request_concurrency: Requests of one call in flight at once (and pooled
+            connections); named so because ``setup()``'s ``max_concurrency`` is the
+            number of runs executing at once.
         retry_mode: botocore retry mode, ``"standard"`` (default) or ``"adaptive"``.
         max_attempts: Attempts per request, the first one included.
 
@@ -69,7 +71,7 @@ class S3Store:
         session: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        request_concurrency: int = DEFAULT_REQUEST_CONCURRENCY,
         retry_mode: str = "standard",
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
@@ -82,12 +84,12 @@ class S3Store:
         self._root_key = f"{base}root.json"
         self._blob_prefix = f"{base}blobs/"
         self._inbox_prefix = f"{base}inbox/"
-        self._limit = max_concurrency
+        self._limit = request_concurrency
         self._region_name = region_name
         self._holder = AwsClientHolder(
             "s3",
             session if session is not None else aioboto3.Session(),
-            client_config(max_concurrency, retry_mode, max_attempts),
+            client_config(request_concurrency, retry_mode, max_attempts),
             endpoint_url=endpoint_url,
             region_name=region_name,
         )
