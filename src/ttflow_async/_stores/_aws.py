@@ -198,14 +198,6 @@ def http_status(exc: BaseException) -> int:
     return 0
 
 
-def retry_attempts(exc: BaseException) -> int:
-    """How many times botocore retried the request that ended in ``exc``."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
-    return 0
-
-
 _ACCESS_DENIED = {
     "AccessDenied",
     "AccessDeniedException",
@@ -270,11 +262,12 @@ def translate_error(exc: Exception, *, what: str, action: str, missing_hint: str
 
 def is_translatable(exc: BaseException) -> bool:
     """Whether ``exc`` is a request failure :func:`translate_error` should handle."""
+    from aiohttp import ClientError as HttpClientError
     from botocore.exceptions import BotoCoreError, ClientError
 
-    # aiohttp's connection errors surface as OSError or TimeoutError once botocore
-    # has used up its retries.
-    return isinstance(exc, ClientError | BotoCoreError | OSError | TimeoutError)
+    # botocore maps most transport failures to its own errors; what it lets through
+    # (a body cut short while streaming, a timeout) is aiohttp's or the OS's.
+    return isinstance(exc, ClientError | BotoCoreError | HttpClientError | OSError | TimeoutError)
 
 
 @contextlib.contextmanager

@@ -43,7 +43,6 @@ from ._aws import (
     error_code,
     gather_bounded,
     load_aioboto3,
-    retry_attempts,
     translated,
 )
 from ._protocol import BlobNotFound, RootConflict
@@ -227,16 +226,21 @@ class DynamoDBStore:
         async with self._holder.client() as db:
             with self._translated("dynamodb:PutItem"):
                 try:
-                    await db.put_item(TableName=self.table, Item=item, **condition)
+                    await db.put_item(
+                        TableName=self.table,
+                        Item=item,
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        **condition,
+                    )
                 except Exception as exc:
                     if error_code(exc) != "ConditionalCheckFailedException":
                         raise
-                    if retry_attempts(exc):
-                        current = await self.read_root()
-                        if current is not None and current[1] == version:
-                            # An earlier attempt of this request succeeded but its answer
-                            # was lost; the retry then saw our own write as a conflict.
-                            return version
+                    current = getattr(exc, "response", {}).get("Item") or {}
+                    if current.get("v", {}).get("S") == version:
+                        # An earlier attempt of this very call succeeded but its answer
+                        # was lost; the retry then met our own write. ``version`` is
+                        # fresh for each call, so only this call can have written it.
+                        return version
                     raise RootConflict(
                         f"the root of {self.description} changed (expected version "
                         f"{expected}): another runner committed first"

@@ -19,6 +19,7 @@ writer read. Two roots with identical bytes are the same state, so that is sound
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -32,13 +33,18 @@ from ._aws import (
     gather_bounded,
     http_status,
     load_aioboto3,
-    retry_attempts,
     translated,
 )
 from ._protocol import BlobNotFound, RootConflict
 
 #: ``DeleteObjects`` takes at most 1000 keys per request.
 _DELETE_BATCH = 1000
+
+#: Reads of one object when its body stops streaming half-way.
+_BODY_ATTEMPTS = 3
+
+#: Metadata key of the per-write token of the root (see ``write_root``).
+_WRITE_TOKEN = "ttflow-write"
 
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
 
@@ -137,35 +143,69 @@ class S3Store:
                     if error_code(exc) != "BucketAlreadyOwnedByYou":
                         raise
 
+    async def _get(self, s3: Any, key: str) -> tuple[bytes, str] | None:
+        """An object's bytes and ETag, or ``None`` if it does not exist.
+
+        botocore retries a request, but not the reading of the body that follows it:
+        a connection that breaks while the body streams is retried here.
+        """
+        from aiohttp import ClientPayloadError
+        from botocore.exceptions import (
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+
+        for attempt in range(_BODY_ATTEMPTS):
+            try:
+                response = await s3.get_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if error_code(exc) == "NoSuchKey":
+                    return None
+                raise
+            try:
+                async with response["Body"] as body:
+                    data: bytes = await body.read()
+            except (
+                ClientPayloadError,
+                ResponseStreamingError,
+                ReadTimeoutError,
+                IncompleteReadError,
+            ):
+                if attempt + 1 == _BODY_ATTEMPTS:
+                    raise
+                continue
+            return data, str(response["ETag"])
+        raise AssertionError("unreachable")
+
     async def read_root(self) -> tuple[bytes, str] | None:
         async with self._holder.client() as s3:
             with self._translated("s3:GetObject"):
-                try:
-                    response = await s3.get_object(Bucket=self.bucket, Key=self._root_key)
-                except Exception as exc:
-                    if error_code(exc) == "NoSuchKey":
-                        return None
-                    raise
-                async with response["Body"] as body:
-                    data: bytes = await body.read()
-        return data, str(response["ETag"])
+                return await self._get(s3, self._root_key)
 
     async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
         condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+        # A token unique to this call, kept in the object's metadata: if the answer to
+        # the write is lost and the request is sent again (by botocore, or by aiohttp,
+        # which silently resends a PUT whose kept-alive connection died), the second
+        # attempt meets the first one's write; the token tells it apart from a rival's.
+        token = uuid.uuid4().hex
         async with self._holder.client() as s3:
             with self._translated("s3:PutObject"):
                 try:
                     response = await s3.put_object(
-                        Bucket=self.bucket, Key=self._root_key, Body=data, **condition
+                        Bucket=self.bucket,
+                        Key=self._root_key,
+                        Body=data,
+                        Metadata={_WRITE_TOKEN: token},
+                        **condition,
                     )
                 except Exception as exc:
                     code = error_code(exc)
                     # IfMatch on a root that was deleted (clear) answers 404.
                     if code in _CONFLICT_CODES or (expected is not None and code == "NoSuchKey"):
-                        landed = await self._landed(data) if retry_attempts(exc) else None
+                        landed = await self._written_by(s3, token)
                         if landed is not None:
-                            # An earlier attempt of this request succeeded but its answer
-                            # was lost; the retry then saw our own write as a conflict.
                             return landed
                         raise RootConflict(
                             f"the root of {self.description} changed (expected version "
@@ -174,11 +214,16 @@ class S3Store:
                     raise
         return str(response["ETag"])
 
-    async def _landed(self, data: bytes) -> str | None:
-        """The root's version if it holds exactly ``data``, else ``None``."""
-        current = await self.read_root()
-        if current is not None and current[0] == data:
-            return current[1]
+    async def _written_by(self, s3: Any, token: str) -> str | None:
+        """The root's version if the write carrying ``token`` is the current root."""
+        try:
+            response = await s3.head_object(Bucket=self.bucket, Key=self._root_key)
+        except Exception as exc:
+            if http_status(exc) == 404:
+                return None
+            raise
+        if response.get("Metadata", {}).get(_WRITE_TOKEN) == token:
+            return str(response["ETag"])
         return None
 
     def _blob_key(self, blob_id: str) -> str:
@@ -204,17 +249,10 @@ class S3Store:
 
             def get(blob_id: str) -> Any:
                 async def fetch() -> bytes:
-                    try:
-                        response = await s3.get_object(
-                            Bucket=self.bucket, Key=self._blob_key(blob_id)
-                        )
-                    except Exception as exc:
-                        if error_code(exc) == "NoSuchKey":
-                            raise BlobNotFound(blob_id) from None
-                        raise
-                    async with response["Body"] as body:
-                        data: bytes = await body.read()
-                    return data
+                    found = await self._get(s3, self._blob_key(blob_id))
+                    if found is None:
+                        raise BlobNotFound(blob_id)
+                    return found[0]
 
                 return fetch
 
@@ -274,17 +312,9 @@ class S3Store:
 
             def get(item_id: str) -> Any:
                 async def fetch() -> bytes | None:
-                    try:
-                        response = await s3.get_object(
-                            Bucket=self.bucket, Key=f"{self._inbox_prefix}{item_id}"
-                        )
-                    except Exception as exc:
-                        if error_code(exc) == "NoSuchKey":
-                            return None  # consumed and deleted by a runner since the listing
-                        raise
-                    async with response["Body"] as body:
-                        data: bytes = await body.read()
-                    return data
+                    found = await self._get(s3, f"{self._inbox_prefix}{item_id}")
+                    # None: consumed and deleted by a runner since the listing.
+                    return None if found is None else found[0]
 
                 return fetch
 
