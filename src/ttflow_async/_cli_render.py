@@ -174,6 +174,17 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
+def _print_table(console: Console, table: Table) -> None:
+    """Print a table; off a terminal, without the padding that trails each line."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        console.print(line.rstrip(), markup=False, highlight=False)
+
+
 def print_run_summary(console: Console, results: Sequence[RunResultLike]) -> None:
     """Print each run of a ``run()``: workflow, run id, status, error and log lines."""
     if not results:
@@ -233,7 +244,7 @@ def print_status(
             f"{format_time(run.since)} ({format_age(run.since)})",
             Text(describe_wait(run.waiting_for), style="bold magenta" if blocked else ""),
         )
-    console.print(table)
+    _print_table(console, table)
     console.print(f"{len(paused)} suspended run{'s' if len(paused) != 1 else ''}.")
 
 
@@ -252,7 +263,7 @@ def print_history(console: Console, entries: Sequence[HistoryEntryLike]) -> None
             Text(entry.run_id, style="cyan"),
             status_text(entry.status),
         )
-    console.print(table)
+    _print_table(console, table)
 
 
 def print_event_log(console: Console, entries: Sequence[EventLogEntryLike]) -> None:
@@ -269,7 +280,7 @@ def print_event_log(console: Console, entries: Sequence[EventLogEntryLike]) -> N
             Text(entry.event_name, style="bold"),
             Text(json.dumps(to_jsonable(entry.args), ensure_ascii=False)),
         )
-    console.print(table)
+    _print_table(console, table)
 
 
 class _LogCounter(logging.Handler):
