@@ -403,6 +403,20 @@ def test_bad_app_exits_2(app_dir: Path, target: str, message: str) -> None:
     assert message in done.stderr
 
 
+def test_app_as_an_importable_module(app_dir: Path) -> None:
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--app", "flows:client", "workflows", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        cwd=app_dir,
+    )
+    assert done.returncode == 0, done.stderr
+    names = [w["name"] for w in json.loads(done.stdout)["workflows"]]
+    assert names == ["hello", "boom", "waiter", "on_ping", "hold", "evolving"]
+
+
 def test_an_app_that_fails_to_import_exits_2_with_its_traceback(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("import ttflow_async\nraise RuntimeError('no config')\n")
     done = subprocess.run(
