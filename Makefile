@@ -26,9 +26,8 @@ typecheck: $(BIN)/activate
 
 check: test lint typecheck
 
-bench: $(BIN)/activate  ## run every benchmark scenario against its peers
-	$(BIN)/python -m pip install --quiet -e '.[aws,test]'
-	$(BIN)/python benchmarks/run_all.py
+bench:  ## every scenario against ttflow 0.6.3 and DBOS, in its own benchmarks/.venv-bench
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
