@@ -12,9 +12,9 @@ condition does not hold and ``409 ConditionalRequestConflict`` when two conditio
 writes race; both mean another writer won (:class:`RootConflict`). S3 reads are
 strongly consistent, so a root read right after a write sees it.
 
-The ETag of a plain ``PutObject`` is the MD5 of the body, so the version token names
-the root's content: a CAS succeeds exactly when the root still holds the bytes the
-writer read. Two roots with identical bytes are the same state, so that is sound.
+The ETag changes whenever the content does. Without a customer-managed KMS key it is
+the MD5 of the body, so two roots with identical bytes share a version token; they are
+the same state, so a CAS that succeeds on either is sound.
 """
 
 from __future__ import annotations
