@@ -90,7 +90,7 @@ def run_ttflow(
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--passes", type=int, default=1000)
-    p.add_argument("--peer-budget", type=float, default=20.0)
+    p.add_argument("--peer-budget", type=float, default=10.0)
     args = p.parse_args()
     timed = Timed(args.out, args.bound, {"scenario": "B6", "impl": args.impl, "n": args.n})
     with workdir(args.workdir, f"b6-{args.impl}") as folder:

@@ -250,15 +250,16 @@ class Report:
             ):
                 ours = side(c["ours"], f"resume.{what}")
                 peer = side(c["peer_results"], f"resume.{what}")
-                worst = max(ours.values) if ours.values else None
+                peer_text = f"{peer.median:.0f}" if peer.median is not None else "n/a"
                 self.own_row(
                     f"B5 resume-all {what}",
                     "100",
                     store,
-                    f"{ours.median:.0f} (max {worst:.0f}; ttflow {peer.median:.0f})"
-                    if ours.median is not None and peer.median is not None
+                    f"{ours.median:.0f} (range {min(ours.values):.0f}–{max(ours.values):.0f}); "
+                    f"ttflow: {peer_text}"
+                    if ours.values
                     else "n/a",
-                    worst,
+                    ours.median,
                     limit,
                     text,
                     f"{peer.reps}/{ours.reps}",

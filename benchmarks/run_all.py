@@ -164,6 +164,7 @@ class Driver:
             result = {"error": f"exit {proc.returncode}, no result; log tail:\n{tail}"}
         result["wall"] = wall
         result["rep"] = rep
+        result["load"] = uptime()
         if not result.get("exceeded") and not result.get("error") and not result.get("ok", True):
             result["error"] = "the scenario's own check failed (see its fields)"
         return result
@@ -236,8 +237,8 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--bound", type=float, default=120.0, help="seconds per timed repetition")
     p.add_argument("--setup-cap", type=float, default=900.0, help="extra seconds for setup")
-    p.add_argument("--peer-cell-budget", type=float, default=150.0)
-    p.add_argument("--budget-minutes", type=float, default=24.0)
+    p.add_argument("--peer-cell-budget", type=float, default=100.0)
+    p.add_argument("--budget-minutes", type=float, default=25.0)
     p.add_argument("--only", default="", help="comma-separated scenarios, e.g. B3,B5")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     p.add_argument("--no-report", action="store_true")
