@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 from typing import Any
@@ -414,3 +415,20 @@ async def test_max_concurrency_one_still_runs_everything(make_client: MakeClient
     results = await client.run()
     assert sorted(r.logs[0] for r in results) == [f"job {i}" for i in range(5)]
     assert not any(overlap)
+
+
+async def test_concurrent_context_calls_in_one_run_are_refused(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.sideeffect()
+    async def slow(c: RunContext, n: int) -> int:
+        await asyncio.sleep(0.01)
+        return n
+
+    @client.workflow()
+    async def fan(c: RunContext) -> None:
+        await asyncio.gather(slow(c, 1), slow(c, 2))
+
+    (result,) = await client.run("fan")
+    assert result.status == "blocked"
+    assert "one at a time" in (result.error_message or "")

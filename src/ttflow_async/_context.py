@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+import anyio
 import anyio.to_thread
 
 from . import _json
@@ -121,6 +123,8 @@ class RunContext:
         self._suspended: Suspend | None = None
         self._finished = False
         self.nondeterminism: NondeterminismError | None = None
+        self._busy_task: int | None = None
+        self._busy_depth = 0
 
     @property
     def run_id(self) -> str:
@@ -141,6 +145,14 @@ class RunContext:
         self._finished = True
 
     def _enter(self) -> None:
+        if self._busy_depth and self._busy_task != anyio.get_current_task().id:
+            self.nondeterminism = NondeterminismError(
+                f"run {self._run.run_id} of workflow {self._run.workflow_name!r} made a context "
+                "call while another one of the same run was still in progress in another task "
+                "(asyncio.gather, create_task or a task group): their order in the journal "
+                "would differ on replay. Await context calls and side effects one at a time."
+            )
+            raise self.nondeterminism
         if self._suspended is not None:
             raise Suspend(self._suspended.waiting)
         if self.nondeterminism is not None:
@@ -150,6 +162,16 @@ class RunContext:
                 f"the RunContext of run {self._run.run_id} was used after the run ended; "
                 "await every context call inside the workflow function"
             )
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Mark a call that awaits as in progress, so a concurrent call is detected."""
+        self._busy_task = anyio.get_current_task().id
+        self._busy_depth += 1
+        try:
+            yield
+        finally:
+            self._busy_depth -= 1
 
     def _next(self, kind: str, name: str | None) -> list[Any] | None:
         self._enter()
@@ -168,7 +190,8 @@ class RunContext:
         check_state_name(name)
         entry = self._next("gs", name)
         if entry is None:
-            found, value = await self._host.read_state(name)
+            with self._busy():
+                found, value = await self._host.read_state(name)
             entry = self._journal.append("gs", name, [value] if found else _ABSENT.copy())
         recorded = entry[2]
         return _json.copy_json(recorded[0]) if recorded else default
@@ -179,7 +202,8 @@ class RunContext:
         new = _json.normalize(value, f"the value of state {name!r}")
         if self._next("ss", name) is not None:
             return
-        found, old = await self._host.read_state(name)
+        with self._busy():
+            found, old = await self._host.read_state(name)
         self._write(name, found, old, new)
         self._journal.append("ss", name, None)
 
@@ -191,7 +215,8 @@ class RunContext:
             raise InvalidStateError(f"max_length must be a positive int, got {max_length!r}")
         if self._next("al", name) is not None:
             return
-        found, old = await self._host.read_state(name)
+        with self._busy():
+            found, old = await self._host.read_state(name)
         if found and old is not None and not isinstance(old, list):
             raise InvalidStateError(
                 f"add_list_state({name!r}) needs a list state, but {name!r} holds a "
@@ -313,11 +338,12 @@ class RunContext:
         outcome = "failed"
         stored: Any = None
         try:
-            if definition.is_async:
-                result = await definition.fn(self, *args, **kwargs)
-            else:
-                call = functools.partial(definition.fn, self, *args, **kwargs)
-                result = await anyio.to_thread.run_sync(call)
+            with self._busy():
+                if definition.is_async:
+                    result = await definition.fn(self, *args, **kwargs)
+                else:
+                    call = functools.partial(definition.fn, self, *args, **kwargs)
+                    result = await anyio.to_thread.run_sync(call)
             stored = self._encode(definition, result)
             outcome = "done"
         except Suspend:
