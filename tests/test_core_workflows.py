@@ -510,3 +510,22 @@ async def test_client_works_with_and_without_async_with(make_client: MakeClient)
         await client.run("wf")
         await client.run("wf")
     assert len(await client.run_history()) == 3
+
+
+async def test_run_reports_progress(make_client: MakeClient) -> None:
+    client = make_client()
+    seen: list[tuple[int, int]] = []
+
+    @client.workflow()
+    async def fan(c: RunContext) -> None:
+        for i in range(3):
+            await c.event("part", i)
+
+    @client.workflow(trigger=event_trigger("part"))
+    async def part(c: RunContext) -> None:
+        return None
+
+    await client.run("fan", on_progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 1)
+    assert seen[-1] == (4, 4)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)

@@ -87,7 +87,10 @@ def register_commands(app: typer.Typer, prog: str) -> None:
 
         async def work(client: Client) -> list[Any]:
             return await with_progress(
-                session.err, lambda: client.run(trigger, args, lock_timeout=lock_timeout)
+                session.err,
+                lambda progress: client.run(
+                    trigger, args, lock_timeout=lock_timeout, on_progress=progress
+                ),
             )
 
         results = session.call(work, as_json=as_json)
@@ -125,7 +128,10 @@ def register_commands(app: typer.Typer, prog: str) -> None:
 
         async def work(client: Client) -> list[Any]:
             await client.send_event(name, args)
-            return await with_progress(session.err, lambda: client.run(lock_timeout=lock_timeout))
+            return await with_progress(
+                session.err,
+                lambda progress: client.run(lock_timeout=lock_timeout, on_progress=progress),
+            )
 
         results = session.call(
             work,

@@ -315,17 +315,27 @@ async def _workflow_log_counter() -> AsyncIterator[_LogCounter]:
         logger.setLevel(previous_level)
 
 
-async def with_progress(console: Console, work: Callable[[], Awaitable[_T]]) -> _T:
-    """Await ``work()``; on a terminal, show a live line once it takes a while.
+ProgressCallback = Callable[[int, int], None]
 
-    The line shows the elapsed time, the runs and log lines seen so far (from the
-    ``ttflow_async.workflow`` log records) and the latest log line. It disappears
-    when the work is done, so the summary that follows stands alone.
+
+async def with_progress(
+    console: Console, work: Callable[[ProgressCallback | None], Awaitable[_T]]
+) -> _T:
+    """Await ``work(on_progress)``; on a terminal, show a live line once it takes a while.
+
+    The line shows the elapsed time, the runs finished out of those scheduled so far in
+    the pass (from the engine's ``on_progress`` callback) and the latest workflow log
+    line. It disappears when the work is done, so the summary that follows stands alone.
     """
     if not console.is_terminal:
-        return await work()
+        return await work(None)
     outcome: list[_T] = []
     errors: list[Exception] = []
+    counts = [0, 0]
+
+    def on_progress(finished: int, scheduled: int) -> None:
+        counts[:] = [finished, scheduled]
+
     async with _workflow_log_counter() as counter, anyio.create_task_group() as group:
 
         async def show() -> None:
@@ -335,8 +345,9 @@ async def with_progress(console: Console, work: Callable[[], Awaitable[_T]]) -> 
                 while True:
                     elapsed = time.monotonic() - started + PROGRESS_DELAY_SECONDS
                     message = f"running workflows… {elapsed:.0f}s"
-                    if counter.run_ids:
-                        message += f", {len(counter.run_ids)} runs active"
+                    finished, scheduled = counts
+                    if scheduled:
+                        message += f", runs finished {finished}/{scheduled}"
                     if counter.count:
                         message += f", {counter.count} log lines, last: {counter.last[:60]}"
                     status.update(Text(message))
@@ -345,7 +356,7 @@ async def with_progress(console: Console, work: Callable[[], Awaitable[_T]]) -> 
         async def do_work() -> None:
             # Kept out of the task group so the caller sees the error itself, not a group.
             try:
-                outcome.append(await work())
+                outcome.append(await work(on_progress))
             except Exception as exc:
                 errors.append(exc)
             finally:

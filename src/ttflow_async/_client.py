@@ -162,8 +162,17 @@ class Client:
         args: Any = None,
         *,
         lock_timeout: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> list[WorkflowRunResult]:
-        """One pass: take the lease, run what is ready (and ``trigger``), commit, release."""
+        """One pass: take the lease, run what is ready (and ``trigger``), commit, release.
+
+        Args:
+            trigger: fire this trigger (and wake runs waiting for it) in this pass.
+            args: the trigger's args (strict JSON).
+            lock_timeout: wait up to this many seconds for another runner's lock.
+            on_progress: called as ``on_progress(finished, scheduled)`` each time a run
+                is scheduled or finishes an execution in this pass (for progress display).
+        """
         if trigger is not None and (not isinstance(trigger, str) or not trigger):
             raise UnknownTriggerError(f"a trigger must be a non-empty string, got {trigger!r}")
         payload = _json.normalize(args, "the args of run()")
@@ -181,7 +190,13 @@ class Client:
                     raise
                 await self._queue("trigger", trigger, payload)
                 raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
-            runner = Pass(self._registry, lease, view, max_concurrency=self.max_concurrency)
+            runner = Pass(
+                self._registry,
+                lease,
+                view,
+                max_concurrency=self.max_concurrency,
+                on_progress=on_progress,
+            )
             try:
                 results = await runner.run(trigger, payload)
             except LeaseLost:

@@ -90,8 +90,12 @@ class Pass:
         view: StoreView,
         *,
         max_concurrency: int,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.registry = registry
+        self.on_progress = on_progress
+        self.executions_finished = 0
+        self.executions_scheduled = 0
         self.lease = lease
         self.view = view
         self.store = view.store
@@ -260,6 +264,8 @@ class Pass:
         for run, triggered_by in batch:
             if run.run_id not in self.outcomes:
                 self.outcomes[run.run_id] = _Outcome(run, triggered_by)
+        self.executions_scheduled += len(batch)
+        self._report_progress()
         # At most max_concurrency workers pull runs from the wave: cheaper than one task
         # and one limiter acquisition per run, with the same bound.
         pending = iter([run for run, _ in batch])
@@ -301,6 +307,8 @@ class Pass:
         outcome = self.outcomes[run.run_id]
         definition = self.registry.workflows.get(run.workflow_name)
         status, error, waiting = await self._call(run, definition)
+        self.executions_finished += 1
+        self._report_progress()
         outcome.status = status
         outcome.error_message = error
         if status in ("paused", "blocked"):
@@ -311,6 +319,13 @@ class Pass:
             self.suspended_now.append((run.run_id, rec))
         else:
             outcome.rec = None
+
+    def _report_progress(self) -> None:
+        if self.on_progress is not None:
+            try:
+                self.on_progress(self.executions_finished, self.executions_scheduled)
+            except Exception:  # a display callback must never break a pass
+                logger.exception("the on_progress callback failed")
 
     async def _call(
         self, run: RunState, definition: WorkflowDef | None
