@@ -50,28 +50,12 @@ async def _check_consistent(spec: str) -> tuple[list[int], list[int]]:
     return started, seen
 
 
-def _kill_stores(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "local":
-        return f"local:{tmp_path / 'state.json'}"
-    factory = request.getfixturevalue("aws_spec_factory")
-    spec: str = factory(kind)
-    return spec
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize(
-    ("kind", "kills"),
-    [
-        ("local", 200),
-        pytest.param("s3", 50, marks=pytest.mark.aws),
-        pytest.param("dynamodb", 50, marks=pytest.mark.aws),
-    ],
-)
-async def test_sigkill_at_random_points_loses_nothing(
-    kind: str, kills: int, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    spec = _kill_stores(kind, tmp_path, request)
+async def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
+    """The local store; tests/test_aws_runners.py does the same on S3 and DynamoDB."""
+    spec = f"local:{tmp_path / 'state.json'}"
+    kills = 200
     rng = random.Random(20261126)
     confirmed: set[int] = set()
     attempted: set[int] = set()
