@@ -44,6 +44,10 @@ def _store(kind: Kind, proxy: FaultProxy, **options: object) -> Store:
     return store_from_spec(spec, endpoint_url=proxy.url, **options)
 
 
+def _name_of(store: Store) -> str:
+    return str(getattr(store, "bucket", None) or getattr(store, "table", ""))
+
+
 def _root_write(kind: Kind) -> Callable[[Request], bool]:
     if kind == "s3":
         return lambda r: r.method == "PUT" and r.path.endswith("/p/root.json")
@@ -107,7 +111,7 @@ async def test_persistent_failures_raise_a_store_error_naming_the_store(
     from botocore.exceptions import ClientError
 
     store = _store(kind, proxy, max_attempts=2)
-    name = getattr(store, "bucket", None) or getattr(store, "table", "")
+    name = _name_of(store)
     proxy.faults.append(Fault(lambda r: True, "error_500", times=10))
     with pytest.raises(StoreError) as caught:
         await store.read_root()
@@ -120,7 +124,7 @@ async def test_a_connection_that_keeps_dying_raises_a_store_error(
     kind: Kind, proxy: FaultProxy
 ) -> None:
     store = _store(kind, proxy, max_attempts=2)
-    name = getattr(store, "bucket", None) or getattr(store, "table", "")
+    name = _name_of(store)
     proxy.faults.append(Fault(lambda r: True, "drop_answer", times=10))
     with pytest.raises(StoreError, match=name):
         await store.put_blobs({"a-1-00": b"a"})
