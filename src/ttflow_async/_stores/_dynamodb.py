@@ -324,31 +324,16 @@ class DynamoDBStore:
     async def _put_chunked(self, head_pk: str, items: Mapping[str, bytes]) -> None:
         heads: list[dict[str, Any]] = []
         extras: list[dict[str, Any]] = []
+        counts: dict[str, int] = {}
         for item_id, data in items.items():
             parts = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
             parts = parts or [b""]
-            heads.append(
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "pk": {"S": head_pk},
-                            "sk": {"S": item_id},
-                            "data": {"B": parts[0]},
-                            "n": {"N": str(len(parts))},
-                        }
-                    }
-                }
-            )
+            counts[item_id] = len(parts)
+            head = _put(head_pk, item_id, parts[0])
+            head["PutRequest"]["Item"]["n"] = {"N": str(len(parts))}
+            heads.append(head)
             extras.extend(
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "pk": {"S": f"{head_pk}#{item_id}"},
-                            "sk": {"S": _chunk_sk(index)},
-                            "data": {"B": part},
-                        }
-                    }
-                }
+                _put(f"{head_pk}#{item_id}", _chunk_sk(index), part)
                 for index, part in enumerate(parts[1:], start=1)
             )
         async with self._holder.client() as db:
@@ -356,9 +341,8 @@ class DynamoDBStore:
                 if extras:
                     await self._batch_write(db, extras)
                 await self._batch_write(db, heads)
-        for head in heads:
-            item = head["PutRequest"]["Item"]
-            self._remember(head_pk, item["sk"]["S"], int(item["n"]["N"]))
+        for item_id, count in counts.items():
+            self._remember(head_pk, item_id, count)
 
     async def _read_chunked(
         self,
@@ -484,6 +468,11 @@ class DynamoDBStore:
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         await self._delete_chunked("inbox", ids)
+
+
+def _put(pk: str, sk: str, data: bytes) -> dict[str, Any]:
+    """A ``PutRequest`` of one chunk for ``BatchWriteItem``."""
+    return {"PutRequest": {"Item": {"pk": {"S": pk}, "sk": {"S": sk}, "data": {"B": data}}}}
 
 
 def _request_bytes(request: Mapping[str, Any]) -> int:
