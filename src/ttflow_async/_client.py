@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _json
+from ._concurrency import gather
 from ._context import RunContext, check_event_name, check_state_name
 from ._definitions import (
     Registry,
@@ -177,14 +178,17 @@ class Client:
             raise UnknownTriggerError(f"a trigger must be a non-empty string, got {trigger!r}")
         payload = _json.normalize(args, "the args of run()")
         async with self._connected():
-            if trigger is not None and not await self._is_listened_to(trigger):
-                raise UnknownTriggerError(
-                    f"no workflow has trigger {trigger!r} and no suspended run waits for it; "
-                    f"registered triggers: {sorted(self._registry.string_triggers())}"
-                )
+            first_view = None
+            if trigger is not None and trigger not in self._registry.string_triggers():
+                first_view, listened = await self._waiters_of(trigger)
+                if not listened:
+                    raise UnknownTriggerError(
+                        f"no workflow has trigger {trigger!r} and no suspended run waits for "
+                        f"it; registered triggers: {sorted(self._registry.string_triggers())}"
+                    )
             lease = Lease(self.store, self.lease_seconds)
             try:
-                view = await lease.acquire(lock_timeout)
+                view = await lease.acquire(lock_timeout, first_view=first_view)
             except StateLockedError:
                 if trigger is None:
                     raise
@@ -214,10 +218,13 @@ class Client:
                 await self._collect_quietly()
             return results
 
-    async def _is_listened_to(self, trigger: str) -> bool:
-        if trigger in self._registry.string_triggers():
-            return True
-        return await self._inspect(lambda view: view.has_waiters(trigger))
+    async def _waiters_of(self, trigger: str) -> tuple[StoreView | None, bool]:
+        """Whether a suspended run waits for ``trigger``, and the view that says so."""
+        try:
+            view = await read_view(self.store)
+            return view, await view.has_waiters(trigger)
+        except BlobNotFound:  # a commit replaced what we were reading: read again
+            return None, await self._inspect(lambda view: view.has_waiters(trigger))
 
     async def _queue(self, kind: str, name: str, args: Any) -> None:
         item_id, data = inbox_item(kind, name, args)
@@ -390,9 +397,11 @@ class Client:
         """Delete everything in the store (takes the lock)."""
         async with self._holding_lease(lock_timeout) as lease:
             await lease.write({**lease.root, "head": None, "consumed": []}, keep=True)
-            blobs, inbox = await self.store.list_blobs(), await self.store.inbox_list()
-            await self.store.delete_blobs(blobs)
-            await self.store.inbox_delete([item_id for item_id, _ in inbox])
+            blobs, inbox = await gather(self.store.list_blobs, self.store.inbox_list)
+            await gather(
+                lambda: self.store.delete_blobs(blobs),
+                lambda: self.store.inbox_delete([item_id for item_id, _ in inbox]),
+            )
 
     async def ensure_store(self) -> None:
         """Create the S3 bucket or DynamoDB table if missing (a no-op elsewhere)."""
@@ -412,11 +421,11 @@ class Client:
     async def _collect(self, view: StoreView, older_than: float) -> int:
         from ._layout import blob_time
 
-        referenced = await view.referenced_blobs()
+        referenced, listed = await gather(view.referenced_blobs, self.store.list_blobs)
         cutoff = time.time() - older_than
         stale = [
             blob_id
-            for blob_id in await self.store.list_blobs()
+            for blob_id in listed
             if blob_id not in referenced and (blob_time(blob_id) or 0.0) < cutoff
         ]
         await self.store.delete_blobs(stale)

@@ -59,12 +59,18 @@ class Lease:
         view.version = self.version
         return True
 
-    async def acquire(self, wait_seconds: float | None) -> StoreView:
-        """Take the lease, waiting up to ``wait_seconds``; returns the view it read."""
+    async def acquire(
+        self, wait_seconds: float | None, *, first_view: StoreView | None = None
+    ) -> StoreView:
+        """Take the lease, waiting up to ``wait_seconds``; returns the view it read.
+
+        ``first_view``, a view read just before, saves a read of the root when it is
+        still current.
+        """
         deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
         delay = 0.02
         while True:
-            view = await StoreView.read(self.store)
+            view, first_view = first_view or await StoreView.read(self.store), None
             if await self.try_acquire(view):
                 return view
             if deadline is None or time.monotonic() >= deadline:

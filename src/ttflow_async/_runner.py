@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.abc
 
 from . import _json
+from ._concurrency import gather
 from ._context import RunContext, RunState, Suspend
 from ._definitions import Registry, WorkflowDef
 from ._lease import Lease, LeaseLost
@@ -30,29 +31,8 @@ from ._view import Rec, StoreView
 
 logger = logging.getLogger("ttflow_async")
 
-T = TypeVar("T")
-
 MAX_DRAIN_ROUNDS = 20
 GC_INTERVAL_SECONDS = 3600.0
-
-
-async def gather(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-    """Await calls concurrently; the first failure is raised as itself (not a group)."""
-    results: list[Any] = [None] * len(calls)
-
-    async def one(i: int) -> None:
-        results[i] = await calls[i]()
-
-    try:
-        async with anyio.create_task_group() as tg:
-            for i in range(len(calls)):
-                tg.start_soon(one, i)
-    except BaseExceptionGroup as group:
-        first = group.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
-    return results
 
 
 @dataclass
@@ -152,13 +132,14 @@ class Pass:
         return self._results()
 
     async def _keep_alive(self, work: anyio.CancelScope) -> None:
-        """Renew the lease while the pass works; stop the pass once it is taken over.
+        """Renew the lease (four times per lease) while the pass works; stop the pass
+        once it is taken over.
 
         A renewal that fails for another reason (a transient store error) is retried at
         the next interval: the lease is still ours until it expires, and the commit's
         compare-and-swap fences this runner anyway if it was taken over meanwhile.
         """
-        interval = max(self.lease.lease_seconds / 3, 0.01)
+        interval = max(self.lease.lease_seconds / 4, 0.01)
         while True:
             await anyio.sleep(interval)
             try:
@@ -171,7 +152,10 @@ class Pass:
 
     async def _work(self, trigger: str | None, args: Any, tg: anyio.abc.TaskGroup) -> None:
         view = self.view
-        _, inbox = await gather(view.load_head, self.store.inbox_list)
+        if view.head_loaded:  # read before the lease was taken; the head id is unchanged
+            inbox = await self.store.inbox_list()
+        else:
+            _, inbox = await gather(view.load_head, self.store.inbox_list)
         tg.start_soon(view.prefetch_log_tails)
         deliveries: list[Delivery] = []
         fingerprint = self.registry.fingerprint()

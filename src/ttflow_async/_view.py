@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from . import _json
+from ._concurrency import gather
 from ._errors import CorruptStateError
 from ._layout import (
     EVENT_LOG_CAP,
@@ -47,6 +48,7 @@ class StoreView:
         self.new_blobs: dict[str, bytes] = {}
         self.garbage: set[str] = set()
         self.head: dict[str, Any] = empty_head()
+        self.head_loaded = False
         self._bind_head()
 
     @classmethod
@@ -76,6 +78,7 @@ class StoreView:
             self.head = (await self.fetch([head_id]))[head_id]
         else:
             self.head = empty_head()
+        self.head_loaded = True
         self._bind_head()
 
     async def prefetch_log_tails(self) -> None:
@@ -204,10 +207,12 @@ class StoreView:
         """Index suspended runs by what they wait for (shards read concurrently)."""
         events = [(r, rec) for r, rec in runs if rec["wait"]["kind"] == "event"]
         timed = [(r, rec) for r, rec in runs if rec_due(rec) is not None]
-        await self.waits.load(
-            {self.waits.index(rec["wait"]["name"]) for _, rec in events}, self.fetch
+        wait_shards = {self.waits.index(rec["wait"]["name"]) for _, rec in events}
+        timer_shards = {self.timers.index(r) for r, _ in timed}
+        await gather(
+            lambda: self.waits.load(wait_shards, self.fetch),
+            lambda: self.timers.load(timer_shards, self.fetch),
         )
-        await self.timers.load({self.timers.index(r) for r, _ in timed}, self.fetch)
         for run_id, rec in runs:
             kind = rec["wait"]["kind"]
             if kind == "next_run":
@@ -227,8 +232,9 @@ class StoreView:
 
     async def all_suspended(self) -> dict[str, Rec]:
         """Every suspended run by id (reads every wait and timer shard)."""
-        await self.waits.load_all(self.fetch)
-        await self.timers.load_all(self.fetch)
+        await gather(
+            lambda: self.waits.load_all(self.fetch), lambda: self.timers.load_all(self.fetch)
+        )
         runs: dict[str, Rec] = {}
         runs.update(self.next_run)
         runs.update(self.blocked)
