@@ -432,3 +432,15 @@ async def test_concurrent_context_calls_in_one_run_are_refused(make_client: Make
     (result,) = await client.run("fan")
     assert result.status == "blocked"
     assert "one at a time" in (result.error_message or "")
+
+
+async def test_engine_events_cannot_be_waited_for(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def waits_for_every(c: RunContext) -> None:
+        await c.wait_event("_every")
+
+    (result,) = await client.run("waits_for_every")
+    assert result.status == "failed"
+    assert "pause_once" in (result.error_message or "")

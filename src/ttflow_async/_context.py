@@ -274,6 +274,11 @@ class RunContext:
         """
         if not isinstance(name, str) or not name:
             raise InvalidStateError(f"wait_event() needs a non-empty event name, got {name!r}")
+        if name.startswith("_"):
+            raise InvalidStateError(
+                f"wait_event({name!r}): names beginning with '_' are the engine's own events; "
+                "use pause_once() to resume at the next run()"
+            )
         seconds = None if timeout is None else to_seconds(timeout, "wait_event(timeout=...)")
         entry = self._next("we", name)
         now = self._host.now()

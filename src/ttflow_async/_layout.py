@@ -40,6 +40,7 @@ HISTORY_CAP = 1000
 EVENT_LOG_CAP = 1000
 TRACE_CAP = 500
 SEGMENT_SIZE = 100
+SEGMENT_BYTES = 64 * 1024
 
 Fetch = Callable[[Iterable[str]], Awaitable[dict[str, Any]]]
 
@@ -195,10 +196,13 @@ class ShardedMap:
 
 
 class CappedLog:
-    """An append-only list keeping about the last ``cap`` entries in fixed-size segments.
+    """An append-only list keeping about the last ``cap`` entries in bounded segments.
 
-    Appending rewrites only the last, partly filled segment; whole segments fall off
-    the front once the rest still holds ``cap`` entries.
+    A segment holds at most ``SEGMENT_SIZE`` entries; once it reaches ``SEGMENT_BYTES``
+    it is closed early. Appending rewrites only the last, open segment, so the cost of
+    an append stays bounded however large earlier entries were; whole segments fall off
+    the front once the rest still holds ``cap`` entries. A segment is recorded in the
+    head as ``[blob id, entry count, byte size]``.
     """
 
     def __init__(self, kind: str, segments: list[list[Any]], cap: int) -> None:
@@ -219,32 +223,46 @@ class CappedLog:
         entries.extend(self.pending)
         return entries[-self.cap :]
 
+    def tail_id(self) -> str | None:
+        """The blob id of the open last segment, which the next flush rewrites."""
+        if self.segments:
+            last = self.segments[-1]
+            size = last[2] if len(last) > 2 else 0
+            if last[1] < SEGMENT_SIZE and size < SEGMENT_BYTES:
+                return str(last[0])
+        return None
+
     async def flush(self, fetch: Fetch, blobs: dict[str, bytes], garbage: set[str]) -> None:
-        """Write pending entries: rewrite the tail segment, add new ones, drop old ones."""
+        """Write pending entries: rewrite the open segment, add new ones, drop old ones."""
         if not self.pending:
             return
         tail: list[Any] = []
-        if self.segments and self.segments[-1][1] < SEGMENT_SIZE:
-            last_id = self.segments.pop()[0]
-            tail = list((await fetch([last_id]))[last_id])
-            garbage.add(last_id)
+        open_id = self.tail_id()
+        if open_id is not None:
+            self.segments.pop()
+            tail = list((await fetch([open_id]))[open_id])
+            garbage.add(open_id)
         tail.extend(self.pending)
         self.pending = []
-        for start in range(0, len(tail), SEGMENT_SIZE):
-            chunk = tail[start : start + SEGMENT_SIZE]
-            blob_id = new_id(self.kind)
-            blobs[blob_id] = _json.dumps(chunk)
-            self.segments.append([blob_id, len(chunk)])
+        chunk: list[Any] = []
+        size = 0
+        for entry in tail:
+            encoded = len(_json.dumps(entry))
+            if chunk and (len(chunk) >= SEGMENT_SIZE or size + encoded > SEGMENT_BYTES):
+                self._close(chunk, size, blobs)
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += encoded
+        self._close(chunk, size, blobs)
         total = sum(seg[1] for seg in self.segments)
         while self.segments and total - self.segments[0][1] >= self.cap:
             total -= self.segments[0][1]
             garbage.add(self.segments.pop(0)[0])
 
-    def tail_id(self) -> str | None:
-        """The blob id of the partly filled last segment that a flush rewrites."""
-        if self.pending and self.segments and self.segments[-1][1] < SEGMENT_SIZE:
-            return str(self.segments[-1][0])
-        return None
+    def _close(self, chunk: list[Any], size: int, blobs: dict[str, bytes]) -> None:
+        blob_id = new_id(self.kind)
+        blobs[blob_id] = _json.dumps(chunk)
+        self.segments.append([blob_id, len(chunk), size])
 
     def blob_ids(self) -> list[str]:
         """Every segment blob id."""

@@ -205,7 +205,8 @@ class Pass:
     async def _wave(self, deliveries: list[Delivery], due: list[tuple[str, Rec, str]]) -> None:
         view = self.view
         now = self.now()
-        claimed = await view.claim_waiters(d.name for d in deliveries)
+        # No run can wait for the engine's own "_" events: skip their shard reads.
+        claimed = await view.claim_waiters(d.name for d in deliveries if d.name[:1] != "_")
         new_runs: list[tuple[RunState, str]] = []
         woken: list[tuple[str, Rec, str, dict[str, Any]]] = []
         for delivery in deliveries:

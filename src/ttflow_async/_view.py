@@ -15,7 +15,6 @@ from ._errors import CorruptStateError
 from ._layout import (
     EVENT_LOG_CAP,
     HISTORY_CAP,
-    SEGMENT_SIZE,
     TRACE_CAP,
     CappedLog,
     ShardedMap,
@@ -82,12 +81,9 @@ class StoreView:
         self._bind_head()
 
     async def prefetch_log_tails(self) -> None:
-        """Read the partly filled log segments a commit will rewrite, ahead of time."""
-        tails = [
-            log.segments[-1][0]
-            for log in (self.history, self.events, self.traces)
-            if log.segments and log.segments[-1][1] < SEGMENT_SIZE
-        ]
+        """Read the open log segments a commit will rewrite, ahead of time."""
+        logs = (self.history, self.events, self.traces)
+        tails = [t for t in (log.tail_id() for log in logs) if t is not None]
         with contextlib.suppress(Exception):  # the commit reads them again if this failed
             await self.fetch(tails)
 
@@ -253,9 +249,8 @@ class StoreView:
     async def stage_head(self) -> str:
         """Write every changed shard, log segment and a new head into ``new_blobs``."""
         logs = (self.history, self.events, self.traces)
-        tails = [t for t in (log.tail_id() for log in logs) if t is not None]
-        if tails:
-            await self.fetch(tails)
+        tails = [log.tail_id() for log in logs if log.pending]
+        await self.fetch([t for t in tails if t is not None])
         for log in logs:
             await log.flush(self.fetch, self.new_blobs, self.garbage)
         head = dict(self.head)
