@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -104,6 +105,14 @@ def to_seconds(duration: float | timedelta, what: str) -> float:
     raise TypeError(f"{what} takes seconds (int or float) or a timedelta, got {duration!r}")
 
 
+def _current_task_id() -> int:
+    """An id of the running task; asyncio's C lookup first, anyio's on other backends."""
+    try:
+        return id(asyncio.current_task())
+    except RuntimeError:
+        return anyio.get_current_task().id
+
+
 def _same(old: Any, new: Any) -> bool:
     return bool(old == new) and _json.dumps(old) == _json.dumps(new)
 
@@ -145,7 +154,7 @@ class RunContext:
         self._finished = True
 
     def _enter(self) -> None:
-        if self._busy_depth and self._busy_task != anyio.get_current_task().id:
+        if self._busy_depth and self._busy_task != _current_task_id():
             self.nondeterminism = NondeterminismError(
                 f"run {self._run.run_id} of workflow {self._run.workflow_name!r} made a context "
                 "call while another one of the same run was still in progress in another task "
@@ -166,7 +175,7 @@ class RunContext:
     @contextlib.contextmanager
     def _busy(self) -> Iterator[None]:
         """Mark a call that awaits as in progress, so a concurrent call is detected."""
-        self._busy_task = anyio.get_current_task().id
+        self._busy_task = _current_task_id()
         self._busy_depth += 1
         try:
             yield
@@ -342,13 +351,18 @@ class RunContext:
             return self._restore(definition, entry[2])
         outcome = "failed"
         stored: Any = None
+        # Inlined self._busy(): this is the hot path of a long workflow's first execution.
+        self._busy_task = _current_task_id()
+        self._busy_depth += 1
         try:
-            with self._busy():
+            try:
                 if definition.is_async:
                     result = await definition.fn(self, *args, **kwargs)
                 else:
                     call = functools.partial(definition.fn, self, *args, **kwargs)
                     result = await anyio.to_thread.run_sync(call)
+            finally:
+                self._busy_depth -= 1
             stored = self._encode(definition, result)
             outcome = "done"
         except Suspend:
