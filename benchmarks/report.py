@@ -288,8 +288,9 @@ class Report:
                 "B6 pass 1000 ÷ pass 1",
                 "1000 waiters",
                 store,
-                f"{fmt_seconds(last)} ÷ {fmt_seconds(first)} = {fmt_ratio(ratio)}; passes "
-                f"991–1000 ÷ 2–11: {fmt_ratio(window)}. {peer_text}",
+                f"{fmt_seconds(last)} ÷ {fmt_seconds(first)} = {fmt_ratio(ratio)}; median of "
+                f"passes 901–1000 ÷ 1–100: {fmt_seconds(late)} ÷ {fmt_seconds(early)} = "
+                f"{fmt_ratio(window)}. {peer_text}",
                 worst,
                 1.2,
                 "≤ 1.2× (both)",
@@ -432,7 +433,15 @@ def write_report(data: dict[str, Any], quick: bool = False) -> Path:
         f"- Machine: {platform.machine()}, {_cpu()} ({_cores()} cores), Python "
         f"{platform.python_version()}. Load average (1/5/15 min) before the run: "
         f"{meta['load_before']}; after: {meta['load_after']}.",
-        f"- Engine: `{engine_commit()}`. Packages: {versions()}.",
+        f"- Engine: `{meta.get('engine') or engine_commit()}`. Packages: {versions()}.",
+        *(
+            [
+                f"- **Warning: the engine's source changed during this run** (source hashes "
+                f"{', '.join(meta['engines'])}); its numbers mix engine versions."
+            ]
+            if len(meta.get("engines", [])) > 1
+            else []
+        ),
         f"- Each cell: {meta['reps']} repetitions per side, alternating, each in a fresh "
         f"process; medians. Timed part bounded at {meta['bound']:.0f} s. A peer cell stops "
         f"repeating early when it passes the bound or when another repetition would take "

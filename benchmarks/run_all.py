@@ -18,11 +18,15 @@ Results: ``results.json`` (every repetition), ``results.md`` and the B3/B4 chart
 """
 
 import argparse
+import contextlib
+import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +101,8 @@ def cells(quick: bool) -> list[Cell]:
         for store in ("memory", "local")
         for n in b3_sizes
     ]
-    out += [Cell("B4", "b4_long_workflow.py", "memory", k) for k in b4_sizes]
     out += [Cell("B5", "b5_remote.py", store, 100, remote=True) for store in ("s3", "dynamodb")]
+    out += [Cell("B4", "b4_long_workflow.py", "memory", k) for k in b4_sizes]
     out += [
         Cell("B6", "b6_steady_state.py", "memory", 1000),
         Cell("B6", "b6_steady_state.py", "local", 1000, peer_reps=1),
@@ -165,6 +169,7 @@ class Driver:
         result["wall"] = wall
         result["rep"] = rep
         result["load"] = uptime()
+        result["engine"] = engine_digest(Path(env.get("BENCH_ENGINE_SRC", REPO_DIR / "src")))
         if not result.get("exceeded") and not result.get("error") and not result.get("ok", True):
             result["error"] = "the scenario's own check failed (see its fields)"
         return result
@@ -224,6 +229,43 @@ class Driver:
             print(result["error"], flush=True)
 
 
+def engine_snapshot() -> tuple[Path, str]:
+    """Extract the engine as committed at HEAD; return (its ``src`` folder, the commit).
+
+    The scenario processes import the engine from there (through ``PYTHONPATH``, ahead
+    of the editable install), so one run measures one engine version even while the
+    working tree changes under it.
+    """
+    commit = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_DIR,
+        check=True,
+    ).stdout.strip()
+    dest = WORK / f"engine-{commit.split()[0]}"
+    if not (dest / "src" / "ttflow_async" / "__init__.py").exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", "HEAD", "src/ttflow_async"],
+            capture_output=True,
+            cwd=REPO_DIR,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(dest, filter="data")
+    return dest / "src", commit
+
+
+def engine_digest(src: Path) -> str:
+    """A short hash of the engine's source, recorded with every repetition."""
+    digest = hashlib.sha1()
+    for source in sorted((src / "ttflow_async").rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def uptime() -> str:
     """The load averages."""
     try:
@@ -238,10 +280,16 @@ def main() -> None:
     p.add_argument("--bound", type=float, default=120.0, help="seconds per timed repetition")
     p.add_argument("--setup-cap", type=float, default=900.0, help="extra seconds for setup")
     p.add_argument("--peer-cell-budget", type=float, default=100.0)
-    p.add_argument("--budget-minutes", type=float, default=25.0)
+    p.add_argument("--budget-minutes", type=float, default=26.0)
     p.add_argument("--only", default="", help="comma-separated scenarios, e.g. B3,B5")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     p.add_argument("--no-report", action="store_true")
+    p.add_argument(
+        "--engine",
+        choices=("HEAD", "working-tree"),
+        default="HEAD",
+        help="measure the engine as committed (default) or the working tree as it is",
+    )
     args = p.parse_args()
     bootstrap()
 
@@ -272,14 +320,26 @@ def main() -> None:
     )
     print(f"B4 setup synthesis check: {check.stdout.strip().splitlines()[-1]}", flush=True)
     base_env = dict(os.environ)
-    for cell in [c for c in chosen if not c.remote]:
-        driver.run_cell(cell, base_env)
-    remote = [c for c in chosen if c.remote]
-    if remote:
-        with remote_endpoint() as aws_env:
-            for cell in remote:
-                driver.run_cell(cell, {**base_env, **aws_env})
+    engine_commit = "working tree"
+    if args.engine == "HEAD":
+        engine_src, engine_commit = engine_snapshot()
+        base_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(engine_src), base_env.get("PYTHONPATH", "")) if p
+        )
+        base_env["BENCH_ENGINE_SRC"] = str(engine_src)
+    print(f"engine: {engine_commit}", flush=True)
+    with contextlib.ExitStack() as stack:
+        aws_env: dict[str, str] | None = None
+        for cell in chosen:
+            if cell.remote and aws_env is None:
+                aws_env = stack.enter_context(remote_endpoint())
+            driver.run_cell(cell, {**base_env, **(aws_env or {})} if cell.remote else base_env)
+    engines = sorted(
+        {r.get("engine", "") for c in chosen for r in c.ours + c.theirs if r.get("engine")}
+    )
     meta = {
+        "engine": engine_commit,
+        "engines": engines,
         "load_before": load_before,
         "load_after": uptime(),
         "minutes": driver.elapsed() / 60,
