@@ -236,17 +236,16 @@ class CappedLog:
         """Write pending entries: rewrite the open segment, add new ones, drop old ones."""
         if not self.pending:
             return
-        tail: list[Any] = []
-        open_id = self.tail_id()
-        if open_id is not None:
-            self.segments.pop()
-            tail = list((await fetch([open_id]))[open_id])
-            garbage.add(open_id)
-        tail.extend(self.pending)
-        self.pending = []
         chunk: list[Any] = []
         size = 0
-        for entry in tail:
+        open_id = self.tail_id()
+        if open_id is not None:
+            segment = self.segments.pop()
+            chunk = list((await fetch([open_id]))[open_id])
+            size = segment[2] if len(segment) > 2 else len(_json.dumps(chunk))
+            garbage.add(open_id)
+        pending, self.pending = self.pending, []
+        for entry in pending:
             encoded = len(_json.dumps(entry))
             if chunk and (len(chunk) >= SEGMENT_SIZE or size + encoded > SEGMENT_BYTES):
                 self._close(chunk, size, blobs)
