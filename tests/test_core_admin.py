@@ -10,8 +10,9 @@ import pytest
 
 import ttflow_async
 from tests.conftest import MakeClient
-from ttflow_async import RunContext, UnknownRepositoryError, event_trigger, setup
+from ttflow_async import Client, RunContext, UnknownRepositoryError, event_trigger, setup
 from ttflow_async._stores._memory import MemoryStore
+from ttflow_async._view import read_view
 
 
 async def test_traces_record_every_run(make_client: MakeClient) -> None:
@@ -228,3 +229,28 @@ def test_setup_accepts_a_store_object_and_rejects_others() -> None:
 def test_default_store_is_the_local_file(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert setup().store.description == "local:state.json"
+
+
+async def _unreferenced_blobs(client: Client) -> set[str]:
+    view = await read_view(client.store)
+    return set(await client.store.list_blobs()) - await view.referenced_blobs()
+
+
+async def test_entered_client_cleans_up_by_the_next_call_or_exit(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def wf(c: RunContext, args: int) -> None:
+        await c.log(f"step {args}")
+        await c.pause_once()
+
+    async with client:
+        for i in range(3):
+            await client.run("wf", i)
+            await client.run()
+        # Garbage of the last pass is deleted later, alongside the next call or at exit.
+        assert await _unreferenced_blobs(client) != set()
+    assert await _unreferenced_blobs(client) == set()
+    await client.run("wf", 3)
+    assert await _unreferenced_blobs(client) == set()
+    assert len(await client.paused_runs()) == 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
+
+import anyio
 
 from . import _json
 from ._concurrency import gather
@@ -20,7 +22,7 @@ from ._definitions import (
     make_workflow,
     sideeffect_caller,
 )
-from ._errors import StateLockedError, StoreError, UnknownTriggerError
+from ._errors import StateLockedError, UnknownTriggerError
 from ._lease import Lease, LeaseLost, lease_is_live
 from ._records import (
     EventLogEntry,
@@ -82,6 +84,7 @@ class Client:
         self.max_concurrency = max_concurrency
         self._registry = Registry()
         self._entered = 0
+        self._deferred: list[Callable[[], Coroutine[Any, Any, None]]] = []
 
     # -- connections ---------------------------------------------------------------
 
@@ -105,7 +108,12 @@ class Client:
             return
         self._entered -= 1
         if self._entered == 0:
-            await self.store.aclose()
+            deferred, self._deferred = self._deferred, []
+            try:
+                for cleanup in deferred:
+                    await cleanup()
+            finally:
+                await self.store.aclose()
 
     @contextlib.asynccontextmanager
     async def _connected(self) -> AsyncIterator[None]:
@@ -178,45 +186,89 @@ class Client:
             raise UnknownTriggerError(f"a trigger must be a non-empty string, got {trigger!r}")
         payload = _json.normalize(args, "the args of run()")
         async with self._connected():
-            first_view = None
-            if trigger is not None and trigger not in self._registry.string_triggers():
-                first_view, listened = await self._waiters_of(trigger)
-                if not listened:
-                    raise UnknownTriggerError(
-                        f"no workflow has trigger {trigger!r} and no suspended run waits for "
-                        f"it; registered triggers: {sorted(self._registry.string_triggers())}"
-                    )
-            lease = Lease(self.store, self.lease_seconds)
-            try:
-                view = await lease.acquire(lock_timeout, first_view=first_view)
-            except StateLockedError:
-                if trigger is None:
-                    raise
-                await self._queue("trigger", trigger, payload)
-                raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
-            runner = Pass(
-                self._registry,
-                lease,
-                view,
-                max_concurrency=self.max_concurrency,
-                on_progress=on_progress,
+            deferred, self._deferred = self._deferred, []
+            return await self._alongside(
+                deferred, lambda: self._pass(trigger, payload, lock_timeout, on_progress)
             )
+
+    async def _pass(
+        self,
+        trigger: str | None,
+        payload: Any,
+        lock_timeout: float | None,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> list[WorkflowRunResult]:
+        first_view = None
+        if trigger is not None and trigger not in self._registry.string_triggers():
+            first_view, listened = await self._waiters_of(trigger)
+            if not listened:
+                raise UnknownTriggerError(
+                    f"no workflow has trigger {trigger!r} and no suspended run waits for "
+                    f"it; registered triggers: {sorted(self._registry.string_triggers())}"
+                )
+        lease = Lease(self.store, self.lease_seconds)
+        try:
+            view = await lease.acquire(lock_timeout, first_view=first_view)
+        except StateLockedError:
+            if trigger is None:
+                raise
+            await self._queue("trigger", trigger, payload)
+            raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
+        runner = Pass(
+            self._registry,
+            lease,
+            view,
+            max_concurrency=self.max_concurrency,
+            on_progress=on_progress,
+        )
+        try:
+            results = await runner.run(trigger, payload)
+        except LeaseLost:
+            queued = False
+            if trigger is not None:
+                await self._queue("trigger", trigger, payload)
+                queued = True
+            raise StateLockedError(
+                f"the lease on {self.store.description} expired and another runner took "
+                "it over, so nothing of this run() was committed"
+                + ("; the trigger was queued in the inbox" if queued else ""),
+                queued=queued,
+            ) from None
+        after_commit = [runner.clean_up]
+        if runner.gc_due:
+            after_commit.append(self._collect_quietly)
+        if self._entered > 1:
+            # Entered by the caller: run() returns right after its commit, and deleting
+            # what the commit left behind overlaps the next call (or the exit).
+            self._deferred.extend(after_commit)
+        else:
+            for cleanup in after_commit:
+                await cleanup()
+        return results
+
+    @staticmethod
+    async def _alongside(
+        cleanups: list[Callable[[], Coroutine[Any, Any, None]]], work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Await ``work()`` while earlier passes' cleanups (which never raise) run too."""
+        if not cleanups:
+            return await work()
+        outcome: list[T] = []
+        errors: list[Exception] = []
+
+        async def do_work() -> None:
             try:
-                results = await runner.run(trigger, payload)
-            except LeaseLost:
-                queued = False
-                if trigger is not None:
-                    await self._queue("trigger", trigger, payload)
-                    queued = True
-                raise StateLockedError(
-                    f"the lease on {self.store.description} expired and another runner took "
-                    "it over, so nothing of this run() was committed"
-                    + ("; the trigger was queued in the inbox" if queued else ""),
-                    queued=queued,
-                ) from None
-            if runner.gc_due:
-                await self._collect_quietly()
-            return results
+                outcome.append(await work())
+            except Exception as exc:  # raised below, as itself rather than in a group
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(do_work)
+            for cleanup in cleanups:
+                tg.start_soon(cleanup)
+        if errors:
+            raise errors[0]
+        return outcome[0]
 
     async def _waiters_of(self, trigger: str) -> tuple[StoreView | None, bool]:
         """Whether a suspended run waits for ``trigger``, and the view that says so."""
@@ -434,7 +486,7 @@ class Client:
     async def _collect_quietly(self) -> None:
         try:
             await self._collect(await self._read(read_view), GC_SAFETY_WINDOW_SECONDS)
-        except (StoreError, BlobNotFound, OSError):
+        except Exception:  # never raises: it may run alongside another call
             logger.warning("garbage collection of %s failed", self.store.description)
 
 

@@ -127,8 +127,6 @@ class Pass:
             raise error
         if not committed:
             raise LeaseLost(self.store.description)
-        with anyio.move_on_after(30, shield=True):
-            await self._clean_up()
         return self._results()
 
     async def _keep_alive(self, work: anyio.CancelScope) -> None:
@@ -392,7 +390,12 @@ class Pass:
             {**self.lease.root, "head": head_id, "consumed": self.consumed}, keep=False
         )
 
-    async def _clean_up(self) -> None:
+    async def clean_up(self) -> None:
+        """Delete what the commit left behind: garbage blobs and consumed inbox items.
+
+        Never raises: whatever is left is found again by the next pass (consumed inbox
+        items) or by garbage collection (blobs).
+        """
         try:
             await gather(
                 self.view.delete_garbage,
