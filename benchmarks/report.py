@@ -375,10 +375,11 @@ def chart(
     plt.close(fig)
 
 
-def engine_commit() -> str:
+def engine_commit(at: str = "HEAD") -> str:
+    """The last commit at or before ``at`` that changed the engine's source."""
     try:
         out = subprocess.run(
-            ["git", "log", "-1", "--format=%h %s", "--", "src/ttflow_async"],
+            ["git", "log", "-1", "--format=%h %s", at, "--", "src/ttflow_async"],
             capture_output=True,
             text=True,
             cwd=BENCH_DIR.parent,
@@ -433,7 +434,9 @@ def write_report(data: dict[str, Any], quick: bool = False) -> Path:
         f"- Machine: {platform.machine()}, {_cpu()} ({_cores()} cores), Python "
         f"{platform.python_version()}. Load average (1/5/15 min) before the run: "
         f"{meta['load_before']}; after: {meta['load_after']}.",
-        f"- Engine: `{meta.get('engine') or engine_commit()}`. Packages: {versions()}.",
+        f"- Engine: as committed at `{meta.get('engine') or 'HEAD'}`; its source last "
+        f"changed in `{engine_commit((meta.get('engine') or 'HEAD').split()[0])}`. "
+        f"Packages: {versions()}.",
         *(
             [
                 f"- **Warning: the engine's source changed during this run** (source hashes "
