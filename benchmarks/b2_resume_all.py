@@ -80,8 +80,16 @@ async def run_ours(n: int, store: str, folder: Path, timed: Timed) -> dict[str, 
         results = await client.run()
         seconds = clock() - t0
         timed.stop()
+        t_exit = clock()
+    exit_seconds = clock() - t_exit  # closing the client: includes any deferred clean-up
     done = count(results, "succeeded")
-    return {"seconds": seconds, "paused": paused, "completed": done, "ok": done == n == paused}
+    return {
+        "seconds": seconds,
+        "exit_seconds": exit_seconds,
+        "paused": paused,
+        "completed": done,
+        "ok": done == n == paused,
+    }
 
 
 def run_ttflow(n: int, store: str, folder: Path, timed: Timed) -> dict[str, Any]:

@@ -96,8 +96,16 @@ async def run_ours(
         results = await client.run()
         seconds = clock() - t0
         timed.stop()
+        t_exit = clock()
+    exit_seconds = clock() - t_exit  # closing the client: includes any deferred clean-up
     done = woken(results)
-    return {"seconds": seconds, "waiting": waiting, "woken": done, "ok": done == min(n, 1)}
+    return {
+        "seconds": seconds,
+        "exit_seconds": exit_seconds,
+        "waiting": waiting,
+        "woken": done,
+        "ok": done == min(n, 1),
+    }
 
 
 def run_ttflow(n: int, store: str, folder: Path, timed: Timed) -> dict[str, Any]:

@@ -87,6 +87,7 @@ def measured(
         "operations": before_settle["operations"],
         "max_in_flight": before_settle["max_in_flight"],
         "wave_detail": before_settle["wave_detail"],
+        # Requests after run() returned: deferred clean-up at the client's exit, if any.
         "late_requests": after["requests"] - before_settle["requests"],
     }
 
@@ -117,7 +118,10 @@ async def run_ours(n: int, store: str, control: ProxyControl, timed: Timed) -> d
             results = await client.run()
             seconds = clock() - t0
             stats = control.stats()
+            t_exit = clock()
+        exit_seconds = clock() - t_exit  # closing the client: includes any deferred clean-up
         out[label] = measured(control, seconds, stats)
+        out[label]["exit_seconds"] = exit_seconds
         out[label]["completed"] = count(results, "succeeded")
         out[label]["ok"] = out[label]["completed"] == expect
     timed.stop()

@@ -502,7 +502,9 @@ def _remote_detail(data: dict[str, Any]) -> list[str]:
             lines.append(
                 f"- {c['store']} {label}: {fmt_seconds(d['seconds'])}, {d['requests']} requests "
                 f"in {d['waves']} waves (requests × wave duration: {waves}); most in flight: "
-                f"{d.get('max_in_flight', 'n/a')}; by operation: {d['operations']}"
+                f"{d.get('max_in_flight', 'n/a')}; by operation: {d['operations']}; after "
+                f"run() returned (clean-up at the client's exit): {d.get('late_requests', 0)} "
+                f"requests, {fmt_seconds(d.get('exit_seconds'))}"
             )
     return lines
 
