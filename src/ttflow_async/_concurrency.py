@@ -1,27 +1,51 @@
-"""Small concurrency helpers on anyio."""
+"""Concurrency helpers on anyio: await independent calls together, errors unwrapped."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import anyio
 
+_T = TypeVar("_T")
 
-async def gather(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
-    """Await calls concurrently; the first failure is raised as itself (not a group)."""
+
+async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
+    """Run independent calls concurrently, at most ``limit`` at a time.
+
+    Results come back in the order of ``calls``. If any call fails, the others are
+    cancelled and the first failure is raised as itself (not as an exception group),
+    so callers can catch ``BlobNotFound`` or ``StoreError`` directly. Cancellation of
+    the caller is never swallowed: only groups of ordinary exceptions are unwrapped.
+    """
+    if not calls:
+        return []
+    if len(calls) == 1:
+        return [await calls[0]()]
     results: list[Any] = [None] * len(calls)
+    limiter = anyio.CapacityLimiter(limit)
 
-    async def one(i: int) -> None:
-        results[i] = await calls[i]()
+    async def run_one(index: int) -> None:
+        async with limiter:
+            results[index] = await calls[index]()
 
     try:
-        async with anyio.create_task_group() as tg:
-            for i in range(len(calls)):
-                tg.start_soon(one, i)
-    except BaseExceptionGroup as group:
-        first = group.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
+        async with anyio.create_task_group() as group:
+            for index in range(len(calls)):
+                group.start_soon(run_one, index)
+    except ExceptionGroup as failures:
+        first = _first_leaf(failures)
+        raise first from first.__cause__
     return results
+
+
+async def gather(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Await a few independent calls together (see :func:`gather_bounded`)."""
+    return await gather_bounded(calls, len(calls) or 1)
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
+    first = group.exceptions[0]
+    if isinstance(first, BaseExceptionGroup):
+        return _first_leaf(first)
+    return first

@@ -12,10 +12,8 @@ is given explicitly.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, TypeVar
-
-import anyio
 
 from .._errors import StoreError
 
@@ -137,42 +135,6 @@ class AwsClientHolder:
             return
         async with self._new_client() as client:
             yield client
-
-
-async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
-    """Run independent requests concurrently, at most ``limit`` at a time.
-
-    Results come back in the order of ``calls``. If any call fails, the others are
-    cancelled and the first failure is raised as itself (not as an exception group),
-    so callers can catch ``BlobNotFound`` or ``StoreError`` directly. Cancellation of
-    the caller is never swallowed: only groups of ordinary exceptions are unwrapped.
-    """
-    if not calls:
-        return []
-    if len(calls) == 1:
-        return [await calls[0]()]
-    results: list[Any] = [None] * len(calls)
-    limiter = anyio.CapacityLimiter(limit)
-
-    async def run_one(index: int) -> None:
-        async with limiter:
-            results[index] = await calls[index]()
-
-    try:
-        async with anyio.create_task_group() as group:
-            for index in range(len(calls)):
-                group.start_soon(run_one, index)
-    except ExceptionGroup as failures:
-        first = _first_leaf(failures)
-        raise first from first.__cause__
-    return results
-
-
-def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:
-    first = group.exceptions[0]
-    if isinstance(first, BaseExceptionGroup):
-        return _first_leaf(first)
-    return first
 
 
 def chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:

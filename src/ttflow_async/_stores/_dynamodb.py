@@ -33,6 +33,7 @@ from typing import Any
 
 import anyio
 
+from .._concurrency import gather_bounded
 from .._errors import CorruptStateError, StoreError
 from ._aws import (
     DEFAULT_MAX_ATTEMPTS,
@@ -41,7 +42,6 @@ from ._aws import (
     chunked,
     client_config,
     error_code,
-    gather_bounded,
     load_aioboto3,
     translated,
 )

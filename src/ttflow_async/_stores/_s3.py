@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from .._concurrency import gather_bounded
 from ._aws import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_REQUEST_CONCURRENCY,
@@ -30,7 +31,6 @@ from ._aws import (
     chunked,
     client_config,
     error_code,
-    gather_bounded,
     http_status,
     load_aioboto3,
     translated,
