@@ -148,3 +148,53 @@ def ttflow_memory_to_local(memory_client: Any, state_file: Path) -> None:
     state_file.parent.mkdir(parents=True, exist_ok=True)
     with open(state_file, "w") as f:
         json.dump(state, f, sort_keys=True, ensure_ascii=False, indent=2)
+
+
+def define_paused_workers_ours(client: Any, steps: int) -> None:
+    """B2/B5 on ttflow-async: ``fanout`` emits N ``work`` events; each ``work`` run does
+    ``steps`` side effects, pauses once, then logs."""
+    from ttflow_async import RunContext, event_trigger
+
+    @client.sideeffect()
+    async def step(c: RunContext, x: int) -> int:
+        return x + 1
+
+    @client.workflow(trigger="fanout")
+    async def fanout(c: RunContext, args: dict) -> None:
+        for i in range(args["n"]):
+            await c.event("work", {"i": i})
+
+    @client.workflow(trigger=event_trigger("work"))
+    async def work(c: RunContext, args: dict) -> None:
+        x = args["i"]
+        for _ in range(steps):
+            x = await step(c, x)
+        await c.pause_once()
+        await c.log(f"resumed with {x}")
+
+
+def define_paused_workers_ttflow(client: Any, steps: int) -> None:
+    """The same workflows on a ttflow 0.6.3 client (its sync API)."""
+    import ttflow
+
+    @client.sideeffect()
+    def step(c: Any, x: int) -> int:
+        return x + 1
+
+    @client.workflow(trigger="fanout")
+    def fanout(c: Any, args: dict) -> None:
+        for i in range(args["n"]):
+            c.event("work", {"i": i})
+
+    @client.workflow(trigger=ttflow.event_trigger("work"))
+    def work(c: Any, args: dict) -> None:
+        x = args["i"]
+        for _ in range(steps):
+            x = step(c, x)
+        c.pause_once()
+        c.log(f"resumed with {x}")
+
+
+def count_work(results: list[Any], status: str) -> int:
+    """How many ``work`` runs ended with ``status``."""
+    return sum(1 for r in results if r.workflow_name == "work" and r.status == status)

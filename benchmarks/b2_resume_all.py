@@ -10,56 +10,28 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from _common import Timed, clock, parser, ttflow_memory_to_local, workdir
+from _common import (
+    Timed,
+    clock,
+    count_work,
+    define_paused_workers_ours,
+    define_paused_workers_ttflow,
+    parser,
+    ttflow_memory_to_local,
+    workdir,
+)
+
+STEPS = 5
 
 
 def define_ours(client: Any) -> None:
-    """Register the B2 workflows on a ttflow-async client."""
-    from ttflow_async import RunContext, event_trigger
-
-    @client.sideeffect()
-    async def step(c: RunContext, x: int) -> int:
-        return x + 1
-
-    @client.workflow(trigger="fanout")
-    async def fanout(c: RunContext, args: dict) -> None:
-        for i in range(args["n"]):
-            await c.event("work", {"i": i})
-
-    @client.workflow(trigger=event_trigger("work"))
-    async def work(c: RunContext, args: dict) -> None:
-        x = args["i"]
-        for _ in range(5):
-            x = await step(c, x)
-        await c.pause_once()
-        await c.log(f"resumed with {x}")
+    """Register the workflows on a ttflow-async client (5 steps before the pause)."""
+    define_paused_workers_ours(client, STEPS)
 
 
 def define_ttflow(client: Any) -> None:
-    """Register the same workflows on a ttflow 0.6.3 client (its sync API)."""
-    import ttflow
-
-    @client.sideeffect()
-    def step(c: Any, x: int) -> int:
-        return x + 1
-
-    @client.workflow(trigger="fanout")
-    def fanout(c: Any, args: dict) -> None:
-        for i in range(args["n"]):
-            c.event("work", {"i": i})
-
-    @client.workflow(trigger=ttflow.event_trigger("work"))
-    def work(c: Any, args: dict) -> None:
-        x = args["i"]
-        for _ in range(5):
-            x = step(c, x)
-        c.pause_once()
-        c.log(f"resumed with {x}")
-
-
-def count(results: list[Any], status: str) -> int:
-    """How many ``work`` runs ended with ``status``."""
-    return sum(1 for r in results if r.workflow_name == "work" and r.status == status)
+    """Register the same workflows on a ttflow 0.6.3 client."""
+    define_paused_workers_ttflow(client, STEPS)
 
 
 async def run_ours(n: int, store: str, folder: Path, timed: Timed) -> dict[str, Any]:
@@ -70,7 +42,7 @@ async def run_ours(n: int, store: str, folder: Path, timed: Timed) -> dict[str, 
     client = setup(spec)
     define_ours(client)
     async with client:
-        paused = count(await client.run("fanout", {"n": n}), "paused")
+        paused = count_work(await client.run("fanout", {"n": n}), "paused")
     if store != "memory":
         client = setup(spec)
         define_ours(client)
@@ -82,7 +54,7 @@ async def run_ours(n: int, store: str, folder: Path, timed: Timed) -> dict[str, 
         timed.stop()
         t_exit = clock()
     exit_seconds = clock() - t_exit  # closing the client: includes any deferred clean-up
-    done = count(results, "succeeded")
+    done = count_work(results, "succeeded")
     return {
         "seconds": seconds,
         "exit_seconds": exit_seconds,
@@ -98,7 +70,7 @@ def run_ttflow(n: int, store: str, folder: Path, timed: Timed) -> dict[str, Any]
 
     client = ttflow.setup("onmemory")
     define_ttflow(client)
-    paused = count(client.run("fanout", {"n": n}), "paused")
+    paused = count_work(client.run("fanout", {"n": n}), "paused")
     if store != "memory":
         state_file = folder / "state.json"
         ttflow_memory_to_local(client, state_file)
@@ -109,7 +81,7 @@ def run_ttflow(n: int, store: str, folder: Path, timed: Timed) -> dict[str, Any]
     results = client.run()
     seconds = clock() - t0
     timed.stop()
-    done = count(results, "succeeded")
+    done = count_work(results, "succeeded")
     return {"seconds": seconds, "paused": paused, "completed": done, "ok": done == n == paused}
 
 

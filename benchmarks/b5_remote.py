@@ -20,58 +20,28 @@ import uuid
 from typing import Any
 
 from _aws import ProxyControl, control_from_env, remote_endpoint
-from _common import Timed, clock, parser
+from _common import (
+    Timed,
+    clock,
+    count_work,
+    define_paused_workers_ours,
+    define_paused_workers_ttflow,
+    parser,
+)
+
+STEPS = 3
 
 SETTLE_SECONDS = 0.5
 
 
 def define_ours(client: Any) -> None:
-    """Register the B5 workflows on a ttflow-async client."""
-    from ttflow_async import RunContext, event_trigger
-
-    @client.sideeffect()
-    async def step(c: RunContext, x: int) -> int:
-        return x + 1
-
-    @client.workflow(trigger="fanout")
-    async def fanout(c: RunContext, args: dict) -> None:
-        for i in range(args["n"]):
-            await c.event("work", {"i": i})
-
-    @client.workflow(trigger=event_trigger("work"))
-    async def work(c: RunContext, args: dict) -> None:
-        x = args["i"]
-        for _ in range(3):
-            x = await step(c, x)
-        await c.pause_once()
-        await c.log(f"resumed with {x}")
+    """Register the workflows on a ttflow-async client (3 steps before the pause)."""
+    define_paused_workers_ours(client, STEPS)
 
 
 def define_ttflow(client: Any) -> None:
-    """Register the same workflows on a ttflow 0.6.3 client (its sync API)."""
-    import ttflow
-
-    @client.sideeffect()
-    def step(c: Any, x: int) -> int:
-        return x + 1
-
-    @client.workflow(trigger="fanout")
-    def fanout(c: Any, args: dict) -> None:
-        for i in range(args["n"]):
-            c.event("work", {"i": i})
-
-    @client.workflow(trigger=ttflow.event_trigger("work"))
-    def work(c: Any, args: dict) -> None:
-        x = args["i"]
-        for _ in range(3):
-            x = step(c, x)
-        c.pause_once()
-        c.log(f"resumed with {x}")
-
-
-def count(results: list[Any], status: str) -> int:
-    """How many ``work`` runs ended with ``status``."""
-    return sum(1 for r in results if r.workflow_name == "work" and r.status == status)
+    """Register the same workflows on a ttflow 0.6.3 client."""
+    define_paused_workers_ttflow(client, STEPS)
 
 
 def measured(
@@ -107,7 +77,7 @@ async def run_ours(n: int, store: str, control: ProxyControl, timed: Timed) -> d
     client = new_client()
     async with client:
         await client.ensure_store()
-        paused = count(await client.run("fanout", {"n": n}), "paused")
+        paused = count_work(await client.run("fanout", {"n": n}), "paused")
     out: dict[str, Any] = {"paused": paused}
     timed.start()
     for label, expect in (("resume", n), ("idle", 0)):
@@ -122,7 +92,7 @@ async def run_ours(n: int, store: str, control: ProxyControl, timed: Timed) -> d
         exit_seconds = clock() - t_exit  # closing the client: includes any deferred clean-up
         out[label] = measured(control, seconds, stats)
         out[label]["exit_seconds"] = exit_seconds
-        out[label]["completed"] = count(results, "succeeded")
+        out[label]["completed"] = count_work(results, "succeeded")
         out[label]["ok"] = out[label]["completed"] == expect
     timed.stop()
     return out
@@ -152,7 +122,7 @@ def run_ttflow(n: int, store: str, control: ProxyControl, timed: Timed) -> dict[
         define_ttflow(client)
         return client
 
-    paused = count(new_client().run("fanout", {"n": n}), "paused")
+    paused = count_work(new_client().run("fanout", {"n": n}), "paused")
     out: dict[str, Any] = {"paused": paused}
     timed.start()
     for label, expect in (("resume", n), ("idle", 0)):
@@ -163,7 +133,7 @@ def run_ttflow(n: int, store: str, control: ProxyControl, timed: Timed) -> dict[
         seconds = clock() - t0
         stats = control.stats()
         out[label] = measured(control, seconds, stats)
-        out[label]["completed"] = count(results, "succeeded")
+        out[label]["completed"] = count_work(results, "succeeded")
         out[label]["ok"] = out[label]["completed"] == expect
     timed.stop()
     return out
