@@ -23,6 +23,7 @@ from ._definitions import (
     sideeffect_caller,
 )
 from ._errors import StateLockedError, UnknownTriggerError
+from ._layout import blob_time
 from ._lease import Lease, LeaseLost, lease_is_live
 from ._records import (
     EventLogEntry,
@@ -471,8 +472,6 @@ class Client:
             return await self._collect(view, older_than)
 
     async def _collect(self, view: StoreView, older_than: float) -> int:
-        from ._layout import blob_time
-
         referenced, listed = await gather(view.referenced_blobs, self.store.list_blobs)
         cutoff = time.time() - older_than
         stale = [

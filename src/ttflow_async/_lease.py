@@ -114,5 +114,5 @@ class Lease:
         """Clear the lease without changing anything else (best effort)."""
         try:
             await self.write(self.root, keep=False)
-        except (LeaseLost, Exception):
+        except Exception:  # LeaseLost included: someone else holds it now
             return
