@@ -8,18 +8,28 @@ releases. State lives in a local file by default, or in S3 or DynamoDB.
 from ._client import Client as Client
 from ._client import setup as setup
 from ._context import RunContext as RunContext
+from ._errors import BlobNotFound as BlobNotFound
+from ._errors import CallbackFailed as CallbackFailed
+from ._errors import CallbackTimeout as CallbackTimeout
+from ._errors import ChildWorkflowError as ChildWorkflowError
 from ._errors import CorruptStateError as CorruptStateError
 from ._errors import EventWaitTimeout as EventWaitTimeout
 from ._errors import InvalidStateError as InvalidStateError
 from ._errors import NondeterminismError as NondeterminismError
+from ._errors import RootConflict as RootConflict
+from ._errors import SideeffectError as SideeffectError
+from ._errors import SideeffectInterrupted as SideeffectInterrupted
 from ._errors import SideeffectUsageError as SideeffectUsageError
 from ._errors import StateLockedError as StateLockedError
 from ._errors import StoreError as StoreError
 from ._errors import TtflowError as TtflowError
+from ._errors import UnknownCallbackError as UnknownCallbackError
 from ._errors import UnknownRepositoryError as UnknownRepositoryError
+from ._errors import UnknownRunError as UnknownRunError
 from ._errors import UnknownTriggerError as UnknownTriggerError
 from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
 from ._errors import WorkflowDirectCallError as WorkflowDirectCallError
+from ._errors import WorkflowTimeoutError as WorkflowTimeoutError
 from ._records import ContextData as ContextData
 from ._records import EventLogEntry as EventLogEntry
 from ._records import PausedRun as PausedRun
@@ -39,6 +49,10 @@ from ._triggers import state_trigger as state_trigger
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlobNotFound",
+    "CallbackFailed",
+    "CallbackTimeout",
+    "ChildWorkflowError",
     "Client",
     "ContextData",
     "CorruptStateError",
@@ -47,8 +61,11 @@ __all__ = [
     "InvalidStateError",
     "NondeterminismError",
     "PausedRun",
+    "RootConflict",
     "RunContext",
     "RunHistoryEntry",
+    "SideeffectError",
+    "SideeffectInterrupted",
     "SideeffectUsageError",
     "StateChange",
     "StateLockedError",
@@ -59,12 +76,15 @@ __all__ = [
     "Trigger",
     "TriggerInfo",
     "TtflowError",
+    "UnknownCallbackError",
     "UnknownRepositoryError",
+    "UnknownRunError",
     "UnknownTriggerError",
     "WorkflowDefinitionError",
     "WorkflowDirectCallError",
     "WorkflowInfo",
     "WorkflowRunResult",
+    "WorkflowTimeoutError",
     "event_trigger",
     "every_trigger",
     "setup",

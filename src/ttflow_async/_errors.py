@@ -12,8 +12,18 @@ Every error derives from :class:`TtflowError`::
     ├── UnknownTriggerError        nothing listens to the trigger given to run()
     ├── NondeterminismError        replay reached a different call than the journal
     ├── EventWaitTimeout           wait_event() timed out
+    │   └── CallbackTimeout        a callback's timeout or heartbeat timeout passed
+    ├── CallbackFailed             a callback was failed with fail_callback()
+    ├── UnknownCallbackError       no open callback has that id
+    ├── UnknownRunError            no suspended or blocked run has that id (cancel)
+    ├── WorkflowTimeoutError       a run used up its time budget
+    ├── SideeffectError            a journaled side-effect error that cannot be rebuilt
+    │   └── SideeffectInterrupted  an at-most-once attempt was interrupted
+    ├── ChildWorkflowError         a child run started by c.invoke() failed
     ├── CorruptStateError          the store holds data this engine cannot read
     └── StoreError                 the store backend failed (the cause is chained)
+        ├── RootConflict           the root's version is no longer the expected one
+        └── BlobNotFound           a requested blob does not exist
 """
 
 from __future__ import annotations
@@ -73,3 +83,65 @@ class CorruptStateError(TtflowError):
 
 class StoreError(TtflowError):
     """Raised when the storage backend fails; the backend's error is the ``__cause__``."""
+
+
+class RootConflict(StoreError):
+    """Raised by ``Store.write_root`` when the expected version is no longer current."""
+
+
+class BlobNotFound(StoreError):
+    """Raised by ``Store.get_blobs`` when a requested blob does not exist."""
+
+    def __init__(self, blob_id: str) -> None:
+        super().__init__(f"blob {blob_id} does not exist")
+        self.blob_id = blob_id
+
+
+class CallbackTimeout(EventWaitTimeout):
+    """Raised by ``Callback.result()`` when its timeout or heartbeat timeout passed."""
+
+
+class CallbackFailed(TtflowError):
+    """Raised by ``Callback.result()`` when the callback was failed; ``error_message``."""
+
+    def __init__(self, message: str, *, error_message: str) -> None:
+        super().__init__(message)
+        self.error_message = error_message
+
+
+class UnknownCallbackError(TtflowError):
+    """Raised when a callback id names no open callback."""
+
+
+class UnknownRunError(TtflowError):
+    """Raised when a run id names no suspended or blocked run."""
+
+
+class WorkflowTimeoutError(TtflowError):
+    """Raised into a run (and recorded as its failure) when its time budget is spent."""
+
+
+class SideeffectError(TtflowError):
+    """Raised on replay of a journaled side-effect error whose type cannot be rebuilt.
+
+    ``error_type`` is the qualified type name (``module.Class``), ``error_message`` is
+    ``str()`` of the original exception.
+    """
+
+    def __init__(self, message: str, *, error_type: str, error_message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message
+
+
+class SideeffectInterrupted(SideeffectError):
+    """Raised when an at-most-once side-effect attempt was interrupted before its outcome."""
+
+
+class ChildWorkflowError(TtflowError):
+    """Raised by ``c.invoke()`` when the child run failed; ``error_type``, ``error_message``."""
+
+    def __init__(self, message: str, *, error_type: str, error_message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message

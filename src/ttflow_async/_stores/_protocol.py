@@ -22,17 +22,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Protocol, runtime_checkable
 
-
-class RootConflict(Exception):
-    """Raised by ``write_root`` when the expected version is no longer current."""
-
-
-class BlobNotFound(Exception):
-    """Raised by ``get_blobs`` when a requested blob does not exist."""
-
-    def __init__(self, blob_id: str) -> None:
-        super().__init__(blob_id)
-        self.blob_id = blob_id
+from .._errors import BlobNotFound as BlobNotFound
+from .._errors import RootConflict as RootConflict
 
 
 @runtime_checkable
