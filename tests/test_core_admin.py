@@ -10,12 +10,19 @@ import pytest
 
 import ttflow_async
 from tests.conftest import MakeClient
-from ttflow_async import Client, RunContext, UnknownRepositoryError, event_trigger, setup
+from ttflow_async import (
+    Client,
+    RunContext,
+    UnknownRepositoryError,
+    event_trigger,
+    every_trigger,
+    setup,
+)
 from ttflow_async._stores._memory import MemoryStore
 from ttflow_async._view import read_view
 
 
-async def test_traces_record_every_run(make_client: MakeClient) -> None:
+async def test_traces_record_every_pass_that_did_something(make_client: MakeClient) -> None:
     client = make_client()
 
     @client.workflow()
@@ -27,14 +34,14 @@ async def test_traces_record_every_run(make_client: MakeClient) -> None:
     await client.run()
     await client.run()
     traces = await client.traces()
-    assert [t.trigger_name for t in traces] == ["wf", None, None]
+    # The third pass had nothing to do: it records no trace (SPEC §9).
+    assert [t.trigger_name for t in traces] == ["wf", None]
     assert [[(x.run_id, x.status, x.triggered_by) for x in t.executions] for t in traces] == [
         [(first.run_id, "paused", "wf")],
         [(first.run_id, "succeeded", "_resume")],
-        [],
     ]
     assert traces[0].executions[0].state_changes[0].name == "x"
-    assert len({t.trace_id for t in traces}) == 3
+    assert len({t.trace_id for t in traces}) == 2
     assert all(t.timestamp.tzinfo is not None for t in traces)
 
 
@@ -150,6 +157,11 @@ async def test_history_and_event_log_are_capped(fast_client: MakeClient) -> None
 
 async def test_traces_are_capped(fast_client: MakeClient) -> None:
     client = fast_client()
+
+    @client.workflow(trigger=every_trigger())
+    async def tick(c: RunContext) -> None:
+        await c.log("tick")
+
     for _ in range(520):
         await client.run()
     traces = await client.traces()

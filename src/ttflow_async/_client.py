@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
 
-from . import _json
+from . import _format, _json
 from ._concurrency import gather
 from ._context import RunContext, check_event_name, check_state_name
 from ._definitions import (
@@ -22,44 +23,99 @@ from ._definitions import (
     make_workflow,
     sideeffect_caller,
 )
-from ._errors import StateLockedError, UnknownTriggerError
-from ._layout import blob_time
-from ._lease import Lease, LeaseLost, lease_is_live
+from ._errors import (
+    BlobNotFound,
+    CorruptStateError,
+    InvalidStateError,
+    RootConflict,
+    StateLockedError,
+    StoreError,
+    TtflowError,
+    UnknownRunError,
+    UnknownTriggerError,
+)
+from ._lease import Clock, Lease, LeaseLost, lease_is_live
 from ._records import (
     EventLogEntry,
+    LockInfo,
     PausedRun,
     RunHistoryEntry,
+    RunInfo,
     Trace,
-    TraceExecution,
     TriggerInfo,
     WorkflowInfo,
     WorkflowRunResult,
     to_datetime,
 )
-from ._runner import Pass, inbox_item, state_changes_of
-from ._stores import BlobNotFound, Store, store_from_spec
+from ._runner import MARKER_PREFIX, Pass, PassOptions, check_positive
+from ._stores import Store, store_from_spec
 from ._triggers import Trigger, named_trigger
-from ._view import StoreView, read_view
+from ._view import Rec, StoreView, commit_view, read_view
 
 logger = logging.getLogger("ttflow_async")
 
 T = TypeVar("T")
 
-GC_SAFETY_WINDOW_SECONDS = 3600.0
+READ_ATTEMPTS = 5
+
+_ENGINE_WAIT_KEYS = {"events", "next_run", "event", "deadline"}
 
 
 def _public_waiting(wait: dict[str, Any]) -> dict[str, Any]:
+    """What ``paused_runs()`` shows of a stored wait (times as datetimes, engine keys out)."""
     kind = wait["kind"]
     if kind == "event":
         public: dict[str, Any] = {"kind": "event", "name": wait["name"]}
         if wait.get("deadline") is not None:
             public["timeout_at"] = to_datetime(wait["deadline"])
         return public
-    if kind == "timer":
-        return {"kind": "timer", "due": to_datetime(wait["due"])}
     if kind == "blocked":
         return {"kind": "blocked", "error_message": wait.get("error_message")}
-    return {"kind": kind}
+    public = {"kind": kind}
+    for key, value in wait.items():
+        if key in _ENGINE_WAIT_KEYS or key == "kind":
+            continue
+        if key == "due":
+            public["due"] = None if value is None else to_datetime(value)
+        elif key == "waiting" and isinstance(value, list):
+            public["waiting"] = [
+                {**item, "waiting_for": _public_waiting(item["waiting_for"])}
+                if isinstance(item, dict) and isinstance(item.get("waiting_for"), dict)
+                else item
+                for item in value
+            ]
+        else:
+            public[key] = value
+    return public
+
+
+def _check_lock_timeout(lock_timeout: float | None) -> None:
+    if lock_timeout is None:
+        return
+    if (
+        isinstance(lock_timeout, bool)
+        or not isinstance(lock_timeout, int | float)
+        or not math.isfinite(lock_timeout)
+        or lock_timeout < 0
+    ):
+        raise ValueError(
+            f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}"
+        )
+
+
+def _check_key(key: object) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key:
+        raise InvalidStateError(f"an idempotency key must be a non-empty string, got {key!r}")
+    _json.normalize(key, "the idempotency key")
+    return key
+
+
+def _seconds(value: float | timedelta, name: str) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return check_positive(name, value)
 
 
 class Client:
@@ -75,14 +131,30 @@ class Client:
         *,
         lease_seconds: float = 60.0,
         max_concurrency: int = 64,
+        max_waves: int = 100,
+        run_timeout: float | timedelta | None = None,
+        idempotency_window: float | timedelta = 86_400.0,
+        clock: Clock | None = None,
     ) -> None:
-        if lease_seconds <= 0:
-            raise ValueError(f"lease_seconds must be positive, got {lease_seconds!r}")
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency!r}")
         self.store = store
-        self.lease_seconds = float(lease_seconds)
+        self.lease_seconds = _seconds(lease_seconds, "lease_seconds")
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        check_positive("max_concurrency", max_concurrency)
+        if isinstance(max_waves, bool) or not isinstance(max_waves, int):
+            raise ValueError(f"max_waves must be an int >= 1, got {max_waves!r}")
+        check_positive("max_waves", max_waves)
+        if clock is not None and not callable(clock):
+            raise ValueError(f"clock must be a callable returning epoch seconds, got {clock!r}")
         self.max_concurrency = max_concurrency
+        self.clock: Clock = clock or time.time
+        self._options = PassOptions(
+            max_concurrency=max_concurrency,
+            max_waves=max_waves,
+            run_timeout=None if run_timeout is None else _seconds(run_timeout, "run_timeout"),
+            idempotency_window=_seconds(idempotency_window, "idempotency_window"),
+            clock=self.clock,
+        )
         self._registry = Registry()
         self._entered = 0
         self._deferred: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -173,6 +245,7 @@ class Client:
         *,
         lock_timeout: float | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        key: str | None = None,
     ) -> list[WorkflowRunResult]:
         """One pass: take the lease, run what is ready (and ``trigger``), commit, release.
 
@@ -182,14 +255,31 @@ class Client:
             lock_timeout: wait up to this many seconds for another runner's lock.
             on_progress: called as ``on_progress(finished, scheduled)`` each time a run
                 is scheduled or finishes an execution in this pass (for progress display).
+            key: an idempotency key: a trigger whose key was already used within
+                ``idempotency_window`` starts nothing again.
+
+        Raises:
+            StateLockedError: another runner holds the lock (``queued`` says whether the
+                trigger was stored in the inbox), or the lease was lost mid-pass.
+            StoreError, CorruptStateError: the store failed or holds unreadable data;
+                nothing was committed and the lease was released.
         """
         if trigger is not None and (not isinstance(trigger, str) or not trigger):
             raise UnknownTriggerError(f"a trigger must be a non-empty string, got {trigger!r}")
+        if trigger is not None:
+            _json.normalize(trigger, "the trigger name")
+        if key is not None and trigger is None:
+            raise InvalidStateError("run(key=...) needs a trigger: a key names one start")
+        key = _check_key(key)
+        _check_lock_timeout(lock_timeout)
         payload = _json.normalize(args, "the args of run()")
         async with self._connected():
             deferred, self._deferred = self._deferred, []
             return await self._alongside(
-                deferred, lambda: self._pass(trigger, payload, lock_timeout, on_progress)
+                deferred,
+                lambda: self._guarded(
+                    lambda: self._pass(trigger, payload, lock_timeout, on_progress, key)
+                ),
             )
 
     async def _pass(
@@ -198,36 +288,32 @@ class Client:
         payload: Any,
         lock_timeout: float | None,
         on_progress: Callable[[int, int], None] | None,
+        key: str | None = None,
     ) -> list[WorkflowRunResult]:
         first_view = None
         if trigger is not None and trigger not in self._registry.string_triggers():
             first_view, listened = await self._waiters_of(trigger)
             if not listened:
+                shown = trigger if len(trigger) <= 200 else trigger[:200] + "..."
                 raise UnknownTriggerError(
-                    f"no workflow has trigger {trigger!r} and no suspended run waits for "
-                    f"it; registered triggers: {sorted(self._registry.string_triggers())}"
+                    f"no workflow has trigger {shown!r} and no suspended run waits for it; "
+                    "check the name against client.workflows"
                 )
-        lease = Lease(self.store, self.lease_seconds)
+        lease = self._lease()
         try:
             view = await lease.acquire(lock_timeout, first_view=first_view)
         except StateLockedError:
             if trigger is None:
                 raise
-            await self._queue("trigger", trigger, payload)
+            await self._queue("trigger", trigger, payload, key)
             raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
-        runner = Pass(
-            self._registry,
-            lease,
-            view,
-            max_concurrency=self.max_concurrency,
-            on_progress=on_progress,
-        )
+        runner = Pass(self._registry, lease, view, self._options, on_progress=on_progress)
         try:
-            results = await runner.run(trigger, payload)
+            results = await runner.run(trigger, payload, key)
         except LeaseLost:
             queued = False
             if trigger is not None:
-                await self._queue("trigger", trigger, payload)
+                await self._queue("trigger", trigger, payload, key)
                 queued = True
             raise StateLockedError(
                 f"the lease on {self.store.description} expired and another runner took "
@@ -271,6 +357,26 @@ class Client:
             raise errors[0]
         return outcome[0]
 
+    def _lease(self) -> Lease:
+        return Lease(self.store, self.lease_seconds, self.clock)
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a client call so that only TtflowErrors leave it (store exceptions wrapped)."""
+        try:
+            return await call()
+        except (BlobNotFound, RootConflict) as exc:
+            raise StoreError(
+                f"{self.store.description} changed under this call ({exc}); nothing was "
+                "changed by it: call again"
+            ) from exc
+        except TtflowError:
+            raise
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            raise StoreError(
+                f"{self.store.description} failed ({exc!r}); nothing was changed: call "
+                "again once the store is reachable"
+            ) from exc
+
     async def _waiters_of(self, trigger: str) -> tuple[StoreView | None, bool]:
         """Whether a suspended run waits for ``trigger``, and the view that says so."""
         try:
@@ -279,28 +385,45 @@ class Client:
         except BlobNotFound:  # a commit replaced what we were reading: read again
             return None, await self._inspect(lambda view: view.has_waiters(trigger))
 
-    async def _queue(self, kind: str, name: str, args: Any) -> None:
-        item_id, data = inbox_item(kind, name, args)
+    async def _queue(self, kind: Any, name: str, args: Any, key: str | None = None) -> None:
+        item_id, data = _format.inbox_item(kind, name, args, now=self.clock(), key=key)
         await self.store.inbox_put(item_id, data)
 
-    async def send_event(self, name: str, args: Any = None) -> None:
-        """Store a user event durably (no lock); the next ``run()`` delivers it."""
+    async def send_event(self, name: str, args: Any = None, *, key: str | None = None) -> None:
+        """Store a user event durably (no lock); the next ``run()`` delivers it.
+
+        With ``key``, an event whose key was already delivered within
+        ``idempotency_window`` is not delivered again.
+        """
         check_event_name(name)
         payload = _json.normalize(args, f"the args of event {name!r}")
+        key = _check_key(key)
         async with self._connected():
-            await self._queue("event", name, payload)
+            await self._guarded(lambda: self._queue("event", name, payload, key))
 
     # -- inspection ----------------------------------------------------------------
 
     async def _read(self, read: Callable[[Store], Awaitable[T]]) -> T:
         async with self._connected():
-            for attempt in range(5):
+            for attempt in range(READ_ATTEMPTS):
                 try:
-                    return await read(self.store)
-                except BlobNotFound:  # a commit replaced what we were reading: read again
-                    if attempt == 4:
-                        raise
+                    return await self._guarded_read(read)
+                except BlobNotFound as exc:  # a commit replaced what we read: read again
+                    if attempt == READ_ATTEMPTS - 1:
+                        raise CorruptStateError(
+                            f"blob {exc.blob_id} of {self.store.description} is referenced "
+                            "but missing (read 5 times); the store was left untouched: "
+                            "restore it from a backup"
+                        ) from exc
         raise AssertionError("unreachable")
+
+    async def _guarded_read(self, read: Callable[[Store], Awaitable[T]]) -> T:
+        try:
+            return await read(self.store)
+        except (BlobNotFound, TtflowError):
+            raise
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            raise StoreError(f"reading {self.store.description} failed ({exc!r})") from exc
 
     @staticmethod
     async def _fresh(store: Store, read: Callable[[StoreView], Awaitable[T]]) -> T:
@@ -321,6 +444,7 @@ class Client:
                         run_id=run_id,
                         since=to_datetime(rec["since"]),
                         waiting_for=_public_waiting(rec["wait"]),
+                        parent_run_id=rec.get("p"),
                     )
                     for run_id, rec in runs.items()
                 ),
@@ -333,15 +457,7 @@ class Client:
         """Finished runs (the most recent 1000), oldest first."""
 
         async def read(view: StoreView) -> list[RunHistoryEntry]:
-            return [
-                RunHistoryEntry(
-                    workflow_name=e["w"],
-                    run_id=e["r"],
-                    timestamp=to_datetime(e["t"]),
-                    status=e["s"],
-                )
-                for e in await view.history.read(view.fetch)
-            ]
+            return [_format.to_history_record(e) for e in await view.history.read(view.fetch)]
 
         return await self._inspect(read)
 
@@ -349,10 +465,7 @@ class Client:
         """Delivered events (the most recent 1000), oldest first."""
 
         async def read(view: StoreView) -> list[EventLogEntry]:
-            return [
-                EventLogEntry(event_name=e["n"], args=e["a"], timestamp=to_datetime(e["t"]))
-                for e in await view.events.read(view.fetch)
-            ]
+            return [_format.to_event_record(e) for e in await view.events.read(view.fetch)]
 
         return await self._inspect(read)
 
@@ -360,24 +473,7 @@ class Client:
         """Execution traces of the most recent 500 ``run()`` calls, oldest first."""
 
         async def read(view: StoreView) -> list[Trace]:
-            return [
-                Trace(
-                    trace_id=t["id"],
-                    timestamp=to_datetime(t["t"]),
-                    trigger_name=t["tr"],
-                    executions=[
-                        TraceExecution(
-                            workflow_name=x["w"],
-                            run_id=x["r"],
-                            status=x["s"],
-                            triggered_by=x["tb"],
-                            state_changes=state_changes_of(x["sc"]),
-                        )
-                        for x in t["x"]
-                    ],
-                )
-                for t in await view.traces.read(view.fetch)
-            ]
+            return [_format.to_trace_record(t) for t in await view.traces.read(view.fetch)]
 
         return await self._inspect(read)
 
@@ -392,7 +488,44 @@ class Client:
             if rec is None:
                 return []
             journal = (await view.fetch([rec["j"]]))[rec["j"]]
-            return list(journal["logs"])
+            return list(_format.decode_journal(rec["j"], journal, view.store.description)["logs"])
+
+        return await self._inspect(read)
+
+    async def get_run(self, run_id: str) -> RunInfo | None:
+        """A suspended run, or one still in the run history; ``None`` otherwise."""
+
+        async def read(view: StoreView) -> RunInfo | None:
+            rec = (await view.all_suspended()).get(run_id)
+            if rec is not None:
+                wait = rec["wait"]
+                blocked = wait["kind"] == "blocked"
+                return RunInfo(
+                    run_id=run_id,
+                    workflow_name=rec["w"],
+                    status="blocked" if blocked else "paused",
+                    error_message=wait.get("error_message") if blocked else None,
+                    started_at=to_datetime(_format.rec_started(rec)),
+                    updated_at=to_datetime(rec["since"]),
+                    waiting_for=_public_waiting(wait),
+                    parent_run_id=rec.get("p"),
+                )
+            for entry in reversed(await view.history.read(view.fetch)):
+                if entry["r"] == run_id:
+                    started = entry.get("st")
+                    return RunInfo(
+                        run_id=run_id,
+                        workflow_name=entry["w"],
+                        status=entry["s"],
+                        result=entry.get("res"),
+                        error_message=entry.get("em"),
+                        error_traceback=entry.get("tb"),
+                        started_at=None if started is None else to_datetime(started),
+                        updated_at=to_datetime(entry["t"]),
+                        waiting_for=None,
+                        parent_run_id=entry.get("p"),
+                    )
+            return None
 
         return await self._inspect(read)
 
@@ -409,7 +542,15 @@ class Client:
     async def is_locked(self) -> bool:
         """Whether a live lease is held on the store."""
         view = await self._read(StoreView.read)
-        return lease_is_live(view.root)
+        return lease_is_live(view.root, self.clock())
+
+    async def lock_info(self) -> LockInfo | None:
+        """Who holds the store's lease and until when, or ``None`` when it is free."""
+        view = await self._read(StoreView.read)
+        if not lease_is_live(view.root, self.clock()):
+            return None
+        lease = view.root["lease"]
+        return LockInfo(owner=str(lease["owner"]), expires_at=to_datetime(lease["expires"]))
 
     async def next_wakeup(self) -> datetime | None:
         """The earliest time a sleeping run or a wait timeout falls due, or None."""
@@ -424,80 +565,188 @@ class Client:
 
     @contextlib.asynccontextmanager
     async def _holding_lease(self, lock_timeout: float | None) -> AsyncIterator[Lease]:
+        """Hold the lease for an administrative call; released on every path."""
+        _check_lock_timeout(lock_timeout)
         async with self._connected():
-            lease = Lease(self.store, self.lease_seconds)
+            lease = self._lease()
             await lease.acquire(lock_timeout)
             try:
                 yield lease
+            except LeaseLost:
+                raise StateLockedError(
+                    f"the lease on {self.store.description} expired and another runner took "
+                    "it over, so this call changed nothing; call it again"
+                ) from None
             finally:
-                await lease.release()
+                if not lease.released:
+                    await lease.release()
+
+    async def _commit_admin(
+        self, lock_timeout: float | None, change: Callable[[StoreView], Awaitable[None]]
+    ) -> None:
+        """Apply ``change`` to a view under the lease and commit it by the one commit path."""
+
+        async def call() -> None:
+            async with self._holding_lease(lock_timeout) as lease:
+                view = StoreView(self.store, lease.root, lease.version)
+                await view.load_head()
+                await change(view)
+                await commit_view(view, lease, consumed=sorted(view.previously_consumed()))
+                await view.delete_garbage()
+
+        await self._guarded(call)
 
     async def set_state(self, name: str, value: Any, *, lock_timeout: float | None = None) -> None:
         """Write a state value outside a run (takes the lock; emits no event)."""
         check_state_name(name)
         new = _json.normalize(value, f"the value of state {name!r}")
-        async with self._holding_lease(lock_timeout) as lease:
-            view = StoreView(self.store, lease.root, lease.version)
-            await view.load_head()
+
+        async def change(view: StoreView) -> None:
             await view.read_state(name)
             view.write_state(name, new)
-            head_id = await view.stage_head()
-            await self.store.put_blobs(view.new_blobs)
-            await lease.write({**lease.root, "head": head_id}, keep=False)
-            await view.delete_garbage()
+
+        await self._commit_admin(lock_timeout, change)
+
+    async def cancel(
+        self, run_id: str, reason: str | None = None, *, lock_timeout: float | None = None
+    ) -> None:
+        """End a suspended or blocked run with status ``"cancelled"`` (takes the lock).
+
+        Its unfinished children are cancelled with it. Raises UnknownRunError for a run
+        that is not suspended.
+        """
+        if not isinstance(run_id, str) or not run_id:
+            raise UnknownRunError(f"a run id must be a non-empty string, got {run_id!r}")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidStateError(f"a cancel reason must be a string, got {reason!r}")
+
+        async def change(view: StoreView) -> None:
+            suspended = await view.all_suspended()
+            if run_id not in suspended:
+                raise UnknownRunError(
+                    f"run {run_id} is not suspended or blocked in {self.store.description} "
+                    "(unknown, or already finished): nothing was cancelled; "
+                    "see paused_runs() for the runs that can be cancelled"
+                )
+            now = self.clock()
+            targets = [(run_id, suspended[run_id], reason)]
+            children = _children_of(run_id, suspended)
+            targets += [
+                (child, suspended[child], f"cancelled with parent {run_id}: {reason or ''}")
+                for child in children
+            ]
+            journals = await view.fetch(rec["j"] for _, rec, _ in targets if rec["j"])
+            for target, rec, why in targets:
+                await view.remove(target, rec)
+                logs: list[str] = []
+                if rec["j"]:
+                    view.garbage.add(rec["j"])
+                    logs = list(journals[rec["j"]].get("logs") or [])
+                view.history.append(
+                    _format.history_entry(
+                        rec["w"],
+                        target,
+                        now=now,
+                        status="cancelled",
+                        logs=logs,
+                        error_message=why,
+                        started=_format.rec_started(rec),
+                        parent=rec.get("p"),
+                    )
+                )
+
+        await self._commit_admin(lock_timeout, change)
 
     async def clear_state(self, *, lock_timeout: float | None = None) -> None:
         """Delete everything in the store (takes the lock)."""
-        async with self._holding_lease(lock_timeout) as lease:
-            await lease.write({**lease.root, "head": None, "consumed": []}, keep=True)
-            blobs, inbox = await gather(self.store.list_blobs, self.store.inbox_list)
-            await gather(
-                lambda: self.store.delete_blobs(blobs),
-                lambda: self.store.inbox_delete([item_id for item_id, _ in inbox]),
-            )
+
+        async def call() -> None:
+            async with self._holding_lease(lock_timeout) as lease:
+                await lease.write({**lease.root, "head": None, "consumed": []}, keep=True)
+                blobs, inbox = await gather(self.store.list_blobs, self.store.inbox_list)
+                await gather(
+                    lambda: self.store.delete_blobs(blobs),
+                    lambda: self.store.inbox_delete([item_id for item_id, _ in inbox]),
+                )
+
+        await self._guarded(call)
 
     async def ensure_store(self) -> None:
         """Create the S3 bucket or DynamoDB table if missing (a no-op elsewhere)."""
         async with self._connected():
             await self.store.ensure()
 
-    async def collect_garbage(self, *, older_than: float = GC_SAFETY_WINDOW_SECONDS) -> int:
-        """Delete blobs no root references that are older than ``older_than`` seconds.
+    async def collect_garbage(self, *, lock_timeout: float | None = None) -> int:
+        """Delete the blobs that the committed state no longer references.
 
-        Also runs by itself after a commit about once an hour. Returns how many blobs
-        were deleted.
+        Collection is fenced, not timed: it holds the lease, lists the blobs, then proves
+        with a compare-and-swap of the root that nobody took the lease over meanwhile.
+        Any blob listed then is either referenced by that root or belongs to a commit
+        that can never succeed (its runner lost the lease), whatever the runners' clocks
+        say. Also runs by itself after a commit about once an hour. Returns how many
+        blobs were deleted.
         """
-        async with self._connected():
-            view = await self._read(read_view)
-            return await self._collect(view, older_than)
 
-    async def _collect(self, view: StoreView, older_than: float) -> int:
+        async def call() -> int:
+            async with self._holding_lease(lock_timeout) as lease:
+                return await self._collect(lease)
+
+        return await self._guarded(call)
+
+    async def _collect(self, lease: Lease) -> int:
+        view = StoreView(self.store, lease.root, lease.version)
+        await view.load_head()
         referenced, listed = await gather(view.referenced_blobs, self.store.list_blobs)
-        cutoff = time.time() - older_than
+        await lease.renew()  # the fence: raises LeaseLost if the lease was taken over
         stale = [
             blob_id
             for blob_id in listed
-            if blob_id not in referenced and (blob_time(blob_id) or 0.0) < cutoff
+            if blob_id not in referenced and not blob_id.startswith(MARKER_PREFIX)
         ]
         await self.store.delete_blobs(stale)
         return len(stale)
 
     async def _collect_quietly(self) -> None:
+        """Collect garbage if the lease is free now; never raises, never waits."""
         try:
-            await self._collect(await self._read(read_view), GC_SAFETY_WINDOW_SECONDS)
+            async with self._holding_lease(None) as lease:
+                await self._collect(lease)
         except Exception:  # never raises: it may run alongside another call
-            logger.warning("garbage collection of %s failed", self.store.description)
+            logger.info("garbage collection of %s skipped this time", self.store.description)
+
+
+CLIENT_OPTIONS = (
+    "lease_seconds",
+    "max_concurrency",
+    "max_waves",
+    "run_timeout",
+    "idempotency_window",
+    "clock",
+)
+
+
+def _children_of(run_id: str, suspended: dict[str, Rec]) -> list[str]:
+    """Every suspended descendant of ``run_id`` (children first, then theirs)."""
+    found: list[str] = []
+    frontier = [run_id]
+    while frontier:
+        parent = frontier.pop()
+        for child, rec in suspended.items():
+            if rec.get("p") == parent and child not in found:
+                found.append(child)
+                frontier.append(child)
+    return found
 
 
 def setup(spec_or_repository: str | Store = "local:state.json", **options: Any) -> Client:
     """Create a client for a store spec (``"local:state.json"``, ``"onmemory"``, ...).
 
-    Options: ``lease_seconds`` (default 60), ``max_concurrency`` (default 64); other
-    options are passed to the store backend.
+    Options: ``lease_seconds`` (default 60), ``max_concurrency`` (default 64),
+    ``max_waves`` (default 100), ``run_timeout`` (seconds or timedelta; default none),
+    ``idempotency_window`` (default 24 h), ``clock`` (a callable returning epoch
+    seconds; default ``time.time``); other options are passed to the store backend.
     """
-    client_options = {
-        k: options.pop(k) for k in ("lease_seconds", "max_concurrency") if k in options
-    }
+    client_options = {k: options.pop(k) for k in CLIENT_OPTIONS if k in options}
     if isinstance(spec_or_repository, str):
         store = store_from_spec(spec_or_repository, **options)
     else:

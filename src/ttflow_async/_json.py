@@ -17,11 +17,31 @@ from ._errors import InvalidStateError
 JsonValue = Any
 """A value made only of dict (str keys), list, str, int, float (finite), bool, None."""
 
-_SCALARS = (str, int, bool, type(None))
+MAX_DEPTH = 255
+"""The deepest nesting stored: the outermost container is level 1."""
+
+_SCALARS = (int, bool, type(None))
+
+
+def _bad_text(text: str) -> bool:
+    """Whether ``text`` holds a lone UTF-16 surrogate (it cannot be encoded as UTF-8)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _where(path: str) -> str:
+    if not path:
+        return ""
+    return f" at {path}" if len(path) <= 120 else f" at {path[:120]}..."
 
 
 def _fail(what: str, path: str, problem: str) -> InvalidStateError:
-    where = f" at {path}" if path else ""
+    where = _where(path)
     return InvalidStateError(
         f"{what} must be strict JSON, but{where} {problem}; use only dict (with str keys), "
         "list, str, int, finite float, bool and None (convert other values first)"
@@ -32,25 +52,42 @@ def normalize(value: Any, what: str = "the value", path: str = "") -> JsonValue:
     """Return a fresh strict-JSON copy of ``value`` or raise :class:`InvalidStateError`.
 
     Pydantic models are dumped in JSON mode first, so they can be passed as args.
+    Strings must be valid Unicode (no lone surrogates) and containers may nest at most
+    :data:`MAX_DEPTH` levels.
     """
+    return _normalize(value, what, path, 0)
+
+
+def _normalize(value: Any, what: str, path: str, depth: int) -> JsonValue:
+    if isinstance(value, str):
+        if _bad_text(value):
+            raise _fail(what, path, "the string holds a lone surrogate (invalid Unicode)")
+        return value
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(what, path, f"the float {value!r} is not finite")
         return value
+    if isinstance(value, dict | list | tuple) and depth >= MAX_DEPTH:
+        raise InvalidStateError(
+            f"{what} nests deeper than {MAX_DEPTH} levels{_where(path)}; "
+            "flatten it (store deep structures as a string, or split them)"
+        )
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _fail(what, path, f"the dict key {key!r} is a {type(key).__name__}")
-            out[key] = normalize(item, what, f"{path}[{key!r}]")
+            if _bad_text(key):
+                raise _fail(what, path, f"the dict key {key!r} holds a lone surrogate")
+            out[key] = _normalize(item, what, f"{path}[{key!r}]", depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [normalize(item, what, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_normalize(item, what, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
     dump = getattr(value, "model_dump", None)
     if callable(dump) and hasattr(type(value), "model_fields"):
-        return normalize(dump(mode="json"), what, path)
+        return _normalize(dump(mode="json"), what, path, depth)
     raise _fail(what, path, f"a value of type {type(value).__name__} is not JSON-serialisable")
 
 
@@ -69,5 +106,12 @@ def dumps(value: JsonValue) -> bytes:
 
 
 def loads(data: bytes) -> JsonValue:
-    """Decode bytes written by :func:`dumps`."""
-    return json.loads(data)
+    """Decode bytes written by :func:`dumps`.
+
+    Raises ``ValueError`` for anything that is not such JSON, including nesting too deep
+    for the decoder (a ``RecursionError`` inside ``json``).
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("the JSON nests too deeply to be decoded") from None

@@ -35,6 +35,7 @@ FORMAT_VERSION = 1
 STATE_SHARDS = 16
 WAIT_SHARDS = 64
 TIMER_SHARDS = 16
+KEY_SHARDS = 16
 
 HISTORY_CAP = 1000
 EVENT_LOG_CAP = 1000
@@ -46,7 +47,11 @@ Fetch = Callable[[Iterable[str]], Awaitable[dict[str, Any]]]
 
 
 def new_id(kind: str) -> str:
-    """A fresh, unique, time-ordered blob id such as ``j-18c1f2...-9f3a...``."""
+    """A fresh, unique, time-ordered blob id such as ``j-18c1f2...-9f3a...``.
+
+    The time is informative only: garbage collection is fenced by the lease, never
+    decided by the times in ids (runners' clocks may disagree).
+    """
     return f"{kind}-{time.time_ns():x}-{os.urandom(8).hex()}"
 
 
@@ -111,13 +116,29 @@ def empty_head() -> dict[str, Any]:
 
 
 def rec_due(rec: dict[str, Any]) -> float | None:
-    """When a suspended run falls due by time (a sleep or a wait timeout), if ever."""
+    """When a suspended run falls due by time (a sleep, a timeout, a retry), if ever."""
     wait = rec["wait"]
-    if wait["kind"] == "timer":
+    kind = wait["kind"]
+    if kind == "timer":
         return float(wait["due"])
-    if wait["kind"] == "event" and wait.get("deadline") is not None:
+    if kind == "event" and wait.get("deadline") is not None:
         return float(wait["deadline"])
+    if kind in ("batch", "callback") and wait.get("due") is not None:
+        return float(wait["due"])
     return None
+
+
+def rec_event_names(rec: dict[str, Any]) -> list[str]:
+    """The event names a suspended run is indexed under (a batch may wait for several)."""
+    wait = rec["wait"]
+    kind = wait["kind"]
+    if kind == "event":
+        return [str(wait["name"])]
+    if kind == "batch":
+        return [str(n) for n in dict.fromkeys(wait.get("events") or [])]
+    if kind in ("callback", "child") and wait.get("event"):
+        return [str(wait["event"])]
+    return []
 
 
 class ShardedMap:

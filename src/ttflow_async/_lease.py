@@ -2,62 +2,110 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 from . import _json
-from ._errors import StateLockedError
+from ._errors import StateLockedError, TtflowError
+from ._layout import decode_root
 from ._stores import RootConflict, Store
 from ._view import StoreView
 
+logger = logging.getLogger("ttflow_async")
 
-class LeaseLost(Exception):
-    """Raised when the lease expired and another runner took it over (fencing)."""
+Clock = Callable[[], float]
+"""Returns the current time as epoch seconds (``time.time`` unless a test injects one)."""
+
+RELEASE_SECONDS = 10.0
+"""How long a shielded release may take before it is abandoned (the lease then expires)."""
 
 
-def lease_is_live(root: dict[str, Any], now: float | None = None) -> bool:
-    """Whether the root carries a lease that has not expired."""
+class LeaseLost(TtflowError):
+    """Raised inside the engine when the lease expired and another runner took it over."""
+
+
+def lease_is_live(root: dict[str, Any], now: float) -> bool:
+    """Whether the root carries a lease that has not expired at ``now``."""
     lease: dict[str, Any] | None = root.get("lease")
     if not lease:
         return False
-    return float(lease["expires"]) > (time.time() if now is None else now)
+    return float(lease["expires"]) > now
 
 
 class Lease:
     """A held lease. Every root write of the holder goes through here, serialised."""
 
-    def __init__(self, store: Store, lease_seconds: float) -> None:
+    def __init__(self, store: Store, lease_seconds: float, clock: Clock = time.time) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
+        self.clock = clock
         self.owner = os.urandom(12).hex()
         self.version: str | None = None
         self.root: dict[str, Any] = {}
         self.lost = False
+        self.released = False
         self._lock = anyio.Lock()
 
     def _stamp(self, root: dict[str, Any]) -> dict[str, Any]:
         stamped = dict(root)
-        stamped["lease"] = {"owner": self.owner, "expires": time.time() + self.lease_seconds}
+        stamped["lease"] = {"owner": self.owner, "expires": self.clock() + self.lease_seconds}
         return stamped
 
     async def try_acquire(self, view: StoreView) -> bool:
-        """Take the lease over the root ``view`` read; False if a live lease is held."""
-        if lease_is_live(view.root):
+        """Take the lease over the root ``view`` read; False if a live lease is held.
+
+        If the lease-taking write does not return normally (cancelled in flight, a
+        timeout, a lost answer), the server may still have applied it: a shielded read
+        of the root then releases a lease that carries this runner's token, so the store
+        is never left locked by a runner that does not know it holds the lease.
+        """
+        if lease_is_live(view.root, self.clock()):
             return False
         root = self._stamp(view.root)
+        settled = False
         try:
             self.version = await self.store.write_root(
                 _json.dumps(root), view.version, durable=False
             )
+            settled = True
         except RootConflict:
+            settled = True
             return False
+        finally:
+            if not settled:
+                with anyio.move_on_after(RELEASE_SECONDS, shield=True):
+                    await self._undo_acquire()
         self.root = root
         view.root = root
         view.version = self.version
         return True
+
+    async def _undo_acquire(self) -> None:
+        """Release a lease whose taking write may or may not have been applied."""
+        try:
+            found = await self.store.read_root()
+            if found is None:
+                return
+            data, version = found
+            current = decode_root(data, self.store.description)
+            lease = current.get("lease") or {}
+            if lease.get("owner") != self.owner:
+                return
+            await self.store.write_root(
+                _json.dumps({**current, "lease": None}), version, durable=False
+            )
+        except Exception:  # the lease expires by itself; nothing else was written
+            logger.warning(
+                "could not release the lease of %s after an interrupted acquire; it expires "
+                "in at most %g seconds",
+                self.store.description,
+                self.lease_seconds,
+            )
 
     async def acquire(
         self, wait_seconds: float | None, *, first_view: StoreView | None = None
@@ -105,14 +153,19 @@ class Lease:
                 self.lost = True
                 raise LeaseLost(self.store.description) from None
             self.root = new_root
+            if not keep:
+                self.released = True
 
     async def renew(self) -> None:
         """Push the expiry forward."""
         await self.write(self.root, keep=True)
 
     async def release(self) -> None:
-        """Clear the lease without changing anything else (best effort)."""
-        try:
-            await self.write(self.root, keep=False)
-        except Exception:  # LeaseLost included: someone else holds it now
+        """Clear the lease without changing anything else (best effort, shielded)."""
+        if self.released or self.lost:
             return
+        with anyio.move_on_after(RELEASE_SECONDS, shield=True):
+            try:
+                await self.write(self.root, keep=False)
+            except Exception:  # LeaseLost included: someone else holds it now
+                return

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-RunStatus = Literal["succeeded", "failed", "paused", "blocked"]
+RunStatus = Literal["succeeded", "failed", "paused", "blocked", "cancelled"]
+FinishedStatus = Literal["succeeded", "failed", "cancelled"]
 
 
 def to_datetime(epoch: float) -> datetime:
@@ -26,8 +27,11 @@ class WorkflowRunResult(_Record):
     run_id: str
     status: RunStatus
     error_message: str | None = None
+    error_traceback: str | None = None
+    result: Any = None
     logs: list[str]
     triggered_by: str
+    parent_run_id: str | None = None
 
 
 class ContextData(_Record):
@@ -64,15 +68,51 @@ class PausedRun(_Record):
     run_id: str
     since: datetime
     waiting_for: dict[str, Any]
+    parent_run_id: str | None = None
 
 
 class RunHistoryEntry(_Record):
-    """A finished run."""
+    """A finished run: its result, or the error that failed it (or the cancel reason)."""
 
     workflow_name: str
     run_id: str
     timestamp: datetime
-    status: Literal["succeeded", "failed"]
+    status: FinishedStatus
+    result: Any = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    parent_run_id: str | None = None
+
+
+class RunInfo(_Record):
+    """One run, suspended or in the history (``client.get_run()``)."""
+
+    run_id: str
+    workflow_name: str
+    status: RunStatus
+    result: Any = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    waiting_for: dict[str, Any] | None = None
+    parent_run_id: str | None = None
+
+
+class LockInfo(_Record):
+    """Who holds the store's lease and until when (``client.lock_info()``)."""
+
+    owner: str
+    expires_at: datetime
+
+
+class CheckResult(_Record):
+    """The dry replay of one suspended or blocked run against the loaded code."""
+
+    run_id: str
+    workflow_name: str
+    ok: bool
+    problem: str | None = None
 
 
 class EventLogEntry(_Record):

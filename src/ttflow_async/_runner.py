@@ -1,63 +1,111 @@
 """One pass of ``client.run()``: waves of ready runs, executed concurrently, one commit.
 
 A pass holds the lease from start to commit. It delivers the pending triggers and
-events (``workflows_changed``, ``_every``, the given trigger, the inbox), claims the
-suspended runs that are due, and runs everything ready in one anyio task group per
-wave. Events emitted in a wave are delivered in the next one. When nothing is ready
-and the inbox is drained, every change is committed by one compare-and-swap of the
-root, which also releases the lease.
+events (``workflows_changed``, ``_every``, the given trigger, what an earlier pass left
+pending, the inbox), claims the suspended runs that are due, and runs everything ready
+in one anyio task group per wave. Events emitted in a wave are delivered in the next
+one. When nothing is ready and the inbox is drained (or ``max_waves`` is reached), every
+change is committed by one compare-and-swap of the root, which also releases the lease.
+
+The failure model (SPEC §10.1): only user code fails a run. An error of the store or
+the engine while a run executes is turned into :class:`PassAborted`, a
+``BaseException`` that user code does not catch as an ordinary error; it unwinds the
+run and aborts the whole pass: nothing is committed and the lease is released.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import time
+import math
+import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
-from . import _json
-from ._concurrency import gather
+from . import _format, _json
 from ._context import RunContext, RunState, Suspend
 from ._definitions import Registry, WorkflowDef
-from ._lease import Lease, LeaseLost
-from ._records import RunStatus, StateChange, WorkflowRunResult
+from ._errors import (
+    BlobNotFound,
+    CorruptStateError,
+    InvalidStateError,
+    RootConflict,
+    StoreError,
+    TtflowError,
+    WorkflowTimeoutError,
+)
+from ._lease import Clock, Lease, LeaseLost
+from ._records import RunStatus, WorkflowRunResult
 from ._triggers import EVERY_EVENT, WORKFLOWS_CHANGED_EVENT
-from ._view import Rec, StoreView
+from ._view import Rec, StoreView, commit_view
 
 logger = logging.getLogger("ttflow_async")
 
-MAX_DRAIN_ROUNDS = 20
 GC_INTERVAL_SECONDS = 3600.0
+MARKER_PREFIX = "am-"
+
+
+class PassAborted(BaseException):
+    """Unwinds a run when the engine or the store failed under it; the pass aborts.
+
+    A ``BaseException``, so a workflow's ``except Exception`` cannot turn an engine
+    failure into a committed, failed run.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 @dataclass
 class Delivery:
     """A trigger or event to deliver in a wave."""
 
-    kind: str  # "trigger" or "event"
+    kind: Literal["trigger", "event"]
     name: str
     args: Any
     inbox_id: str | None = None
+    key: str | None = None
 
 
 @dataclass
 class _Outcome:
     run: RunState
     triggered_by: str
+    started: float
+    parent: str | None = None
     status: RunStatus = "paused"
     error_message: str | None = None
+    error_traceback: str | None = None
+    result: Any = None
     rec: Rec | None = None
 
 
-def inbox_item(kind: str, name: str, args: Any) -> tuple[str, bytes]:
-    """An inbox id (sorted by arrival) and the item's bytes."""
-    item_id = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
-    return item_id, _json.dumps({"k": kind, "n": name, "a": args, "t": time.time()})
+@dataclass
+class PassOptions:
+    """What a pass is allowed to do (from ``setup()``)."""
+
+    max_concurrency: int = 64
+    max_waves: int = 100
+    run_timeout: float | None = None
+    idempotency_window: float = 86_400.0
+    clock: Clock = field(default=lambda: 0.0)
+
+
+def marker_blob_id(marker: str) -> str:
+    """The blob id of an at-most-once attempt marker (never collected as garbage)."""
+    return MARKER_PREFIX + hashlib.sha256(marker.encode()).hexdigest()[:40]
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The formatted traceback of a run's failure, cut to the kept size."""
+    return _format.cut_traceback("".join(traceback.format_exception(exc)))
 
 
 class Pass:
@@ -68,30 +116,43 @@ class Pass:
         registry: Registry,
         lease: Lease,
         view: StoreView,
+        options: PassOptions,
         *,
-        max_concurrency: int,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.registry = registry
+        self.options = options
+        self.clock = options.clock
         self.on_progress = on_progress
         self.executions_finished = 0
         self.executions_scheduled = 0
         self.lease = lease
         self.view = view
         self.store = view.store
-        self.max_concurrency = max_concurrency
         self.outcomes: dict[str, _Outcome] = {}
         self.emitted: list[tuple[str, Any]] = []
         self.suspended_now: list[tuple[str, Rec]] = []
         self.consumed: list[str] = []
         self.seen_inbox: set[str] = set()
-        self.started = time.time()
+        self.markers: set[str] = set()
+        self.started = self.clock()
         self.gc_due = False
+        self.changed = False
+        self.waves = 0
+        self.abort_error: Exception | None = None
 
     # -- RunHost -------------------------------------------------------------------
 
+    def _abort(self, exc: Exception) -> PassAborted:
+        if self.abort_error is None:
+            self.abort_error = exc
+        return PassAborted(exc)
+
     async def read_state(self, name: str) -> tuple[bool, Any]:
-        return await self.view.read_state(name)
+        try:
+            return await self.view.read_state(name)
+        except Exception as exc:
+            raise self._abort(exc) from exc
 
     def write_state(self, name: str, value: Any) -> None:
         self.view.write_state(name, value)
@@ -100,11 +161,34 @@ class Pass:
         self.emitted.append((name, args))
 
     def now(self) -> float:
-        return time.time()
+        return self.clock()
+
+    async def mark_attempt(self, marker: str) -> None:
+        """Make the start of an at-most-once attempt durable before its body runs."""
+        blob_id = marker_blob_id(marker)
+        try:
+            await self.store.put_blobs({blob_id: _json.dumps({"m": marker, "t": self.now()})})
+        except Exception as exc:
+            raise self._abort(exc) from exc
+        self.markers.add(blob_id)
+
+    async def attempt_interrupted(self, marker: str) -> bool:
+        """Whether an earlier pass started this attempt and died before its outcome."""
+        blob_id = marker_blob_id(marker)
+        try:
+            await self.store.get_blobs([blob_id])
+        except BlobNotFound:
+            return False
+        except Exception as exc:
+            raise self._abort(exc) from exc
+        self.markers.add(blob_id)
+        return True
 
     # -- the pass ------------------------------------------------------------------
 
-    async def run(self, trigger: str | None, args: Any) -> list[WorkflowRunResult]:
+    async def run(
+        self, trigger: str | None, args: Any, key: str | None = None
+    ) -> list[WorkflowRunResult]:
         """Execute the pass and commit; the lease is released however it ends."""
         committed = False
         error: Exception | None = None
@@ -113,7 +197,9 @@ class Pass:
                 with anyio.CancelScope() as work:
                     tg.start_soon(self._keep_alive, work)
                     try:
-                        await self._work(trigger, args, tg)
+                        await self._work(trigger, args, key, tg)
+                        if self.abort_error is not None:
+                            raise self.abort_error
                         await self._commit(trigger)
                         committed = True
                     except Exception as exc:
@@ -121,13 +207,52 @@ class Pass:
                 tg.cancel_scope.cancel()
         finally:
             if not committed:
-                with anyio.move_on_after(10, shield=True):
-                    await self.lease.release()
+                await self.lease.release()
         if error is not None:
-            raise error
+            raise await self._public_error(error)
         if not committed:
             raise LeaseLost(self.store.description)
         return self._results()
+
+    async def _public_error(self, error: Exception) -> Exception:
+        """What ``run()`` raises for a pass that failed: a TtflowError, never an internal one."""
+        while isinstance(error, ExceptionGroup):
+            error = error.exceptions[0]
+        if isinstance(error, LeaseLost | RootConflict):
+            return LeaseLost(self.store.description)
+        if isinstance(error, BlobNotFound):
+            if not await self._still_ours():
+                return LeaseLost(self.store.description)
+            return CorruptStateError(
+                f"blob {error.blob_id} of {self.store.description} is referenced by the "
+                "store but missing; nothing was committed and the store was left untouched: "
+                "restore it from a backup (or clear_state() to start over)"
+            )
+        if isinstance(error, TtflowError):
+            return error
+        if isinstance(error, OSError | ConnectionError | TimeoutError):
+            wrapped: Exception = StoreError(
+                f"{self.store.description} failed during a pass ({error!r}); nothing was "
+                "committed and the lease was released: run() again once the store is reachable"
+            )
+        else:
+            wrapped = TtflowError(
+                f"ttflow-async failed during a pass on {self.store.description} ({error!r}); "
+                "nothing was committed and the lease was released. This is a bug: please "
+                "report it with the traceback"
+            )
+        wrapped.__cause__ = error
+        return wrapped
+
+    async def _still_ours(self) -> bool:
+        try:
+            with anyio.move_on_after(10, shield=True):
+                fresh = await StoreView.read(self.store)
+                lease = fresh.root.get("lease") or {}
+                return bool(lease.get("owner") == self.lease.owner)
+        except Exception:
+            return True
+        return True
 
     async def _keep_alive(self, work: anyio.CancelScope) -> None:
         """Renew the lease (four times per lease) while the pass works; stop the pass
@@ -148,26 +273,35 @@ class Pass:
             except Exception:
                 logger.warning("renewing the lease of %s failed; retrying", self.store.description)
 
-    async def _work(self, trigger: str | None, args: Any, tg: anyio.abc.TaskGroup) -> None:
+    async def _work(
+        self, trigger: str | None, args: Any, key: str | None, tg: anyio.abc.TaskGroup
+    ) -> None:
         view = self.view
         if view.head_loaded:  # read before the lease was taken; the head id is unchanged
             inbox = await self.store.inbox_list()
         else:
-            _, inbox = await gather(view.load_head, self.store.inbox_list)
+            await view.load_head()
+            inbox = await self.store.inbox_list()
         tg.start_soon(view.prefetch_log_tails)
         deliveries: list[Delivery] = []
         fingerprint = self.registry.fingerprint()
         definitions_changed = view.head["fp"] != fingerprint
         if definitions_changed:
             view.head["fp"] = fingerprint
+            self.changed = True
             deliveries.append(Delivery("event", WORKFLOWS_CHANGED_EVENT, None))
         deliveries.append(Delivery("event", EVERY_EVENT, None))
         if trigger is not None:
-            deliveries.append(Delivery("trigger", trigger, args))
-        previously_consumed = set(view.root.get("consumed") or [])
+            deliveries.append(Delivery("trigger", trigger, args, key=key))
+        pending = view.take_pending()
+        if pending:
+            self.changed = True
+            deliveries += [Delivery(k, n, a, key=ky) for k, n, a, ky in pending]
+        previously_consumed = view.previously_consumed()
         for item_id, _data in inbox:
             if item_id in previously_consumed:
                 self.consumed.append(item_id)  # its deletion was not confirmed yet
+                self.changed = True
         deliveries += self._take_inbox(inbox, previously_consumed)
 
         due: list[tuple[str, Rec, str]] = []
@@ -176,33 +310,66 @@ class Pass:
         if definitions_changed:
             due += [(r, rec, "_resume") for r, rec in view.claim_blocked()]
 
-        for _ in range(MAX_DRAIN_ROUNDS):
-            while deliveries or due:
-                await self._wave(deliveries, due)
-                due = []
-                deliveries = [Delivery("event", n, a) for n, a in self.emitted]
-                self.emitted = []
-            deliveries = self._take_inbox(await self.store.inbox_list(), previously_consumed)
-            if not deliveries:
+        while True:
+            if not deliveries and not due:
+                if self.waves >= self.options.max_waves:
+                    break
+                # Each drain round is a wave of its own: take only what is delivered now.
+                deliveries = self._take_inbox(await self.store.inbox_list(), previously_consumed)
+                if not deliveries:
+                    break
+            if self.waves >= self.options.max_waves:
+                await self._leave_pending(deliveries, due)
                 break
+            await self._wave(deliveries, due)
+            if self.abort_error is not None:
+                return
+            self.waves += 1
+            due = []
+            deliveries = [Delivery("event", n, a) for n, a in self.emitted]
+            self.emitted = []
+
+    async def _leave_pending(
+        self, deliveries: list[Delivery], due: list[tuple[str, Rec, str]]
+    ) -> None:
+        """Keep what the wave cap stopped for the next ``run()``: nothing is dropped."""
+        logger.warning(
+            "a pass on %s reached max_waves=%d with %d deliveries still to make; they stay "
+            "queued for the next run() (an event cycle? a workflow that emits the event "
+            "that starts it never ends)",
+            self.store.description,
+            self.options.max_waves,
+            len(deliveries),
+        )
+        kept: list[Delivery] = []
+        for delivery in deliveries:
+            if delivery.inbox_id is not None:
+                # Not consumed: it stays in the inbox and is taken by a later pass.
+                self.consumed.remove(delivery.inbox_id)
+            else:
+                kept.append(delivery)
+        self.view.keep_pending([[d.kind, d.name, d.args, d.key] for d in kept])
+        await self.view.insert([(run_id, rec) for run_id, rec, _ in due])
+        self.changed = True
 
     def _take_inbox(self, inbox: list[tuple[str, bytes]], skip: set[str]) -> list[Delivery]:
         deliveries: list[Delivery] = []
         for item_id, data in inbox:
             if item_id in skip or item_id in self.seen_inbox:
                 continue
+            item = _format.decode_inbox_item(item_id, data, self.store.description)
             self.seen_inbox.add(item_id)
             self.consumed.append(item_id)
-            try:
-                item = _json.loads(data)
-                deliveries.append(Delivery(item["k"], item["n"], item.get("a"), item_id))
-            except (ValueError, KeyError, TypeError):
-                logger.warning("skipped unreadable inbox item %s", item_id)
+            self.changed = True
+            deliveries.append(
+                Delivery(item["k"], item["n"], item.get("a"), item_id, item.get("key"))
+            )
         return deliveries
 
     async def _wave(self, deliveries: list[Delivery], due: list[tuple[str, Rec, str]]) -> None:
         view = self.view
         now = self.now()
+        deliveries = await self._deduplicated(deliveries, now)
         # No run can wait for the engine's own "_" events: skip their shard reads.
         claimed = await view.claim_waiters(d.name for d in deliveries if d.name[:1] != "_")
         new_runs: list[tuple[RunState, str]] = []
@@ -213,7 +380,8 @@ class Pass:
             else:
                 starters = self.registry.started_by_event(delivery.name)
                 if not delivery.name.startswith("_"):
-                    view.events.append({"n": delivery.name, "a": delivery.args, "t": now})
+                    view.events.append(_format.event_entry(delivery.name, delivery.args, now))
+                    self.changed = True
             for definition in starters:
                 run = RunState(
                     run_id=str(uuid.uuid4()),
@@ -244,24 +412,58 @@ class Pass:
             batch.append((run, triggered_by))
         if not batch:
             return
+        starts = {run_id: _format.rec_started(rec) for run_id, rec, _, _ in woken}
+        parents = {run_id: rec.get("p") for run_id, rec, _, _ in woken}
         for run, triggered_by in batch:
             if run.run_id not in self.outcomes:
-                self.outcomes[run.run_id] = _Outcome(run, triggered_by)
+                self.outcomes[run.run_id] = _Outcome(
+                    run,
+                    triggered_by,
+                    started=starts.get(run.run_id, now),
+                    parent=parents.get(run.run_id),
+                )
+        self.changed = True
         self.executions_scheduled += len(batch)
         self._report_progress()
         # At most max_concurrency workers pull runs from the wave: cheaper than one task
         # and one limiter acquisition per run, with the same bound.
-        pending = iter([run for run, _ in batch])
+        queue = iter([run for run, _ in batch])
 
         async def worker() -> None:
-            for run in pending:
+            for run in queue:
+                if self.abort_error is not None:
+                    return
                 await self._execute(run)
 
         async with anyio.create_task_group() as tg:
-            for _ in range(min(self.max_concurrency, len(batch))):
+            for _ in range(min(self.options.max_concurrency, len(batch))):
                 tg.start_soon(worker)
-        await view.insert(self.suspended_now)
+        if self.abort_error is None:
+            await view.insert(self.suspended_now)
         self.suspended_now = []
+
+    async def _deduplicated(self, deliveries: list[Delivery], now: float) -> list[Delivery]:
+        """Drop keyed deliveries whose key was used within the idempotency window."""
+        keyed = [d for d in deliveries if d.key is not None]
+        if not keyed:
+            return deliveries
+        await self.view.load_keys([d.key for d in keyed if d.key is not None])
+        fresh: list[Delivery] = []
+        for delivery in deliveries:
+            if delivery.key is not None:
+                if self.view.key_used(delivery.key, now):
+                    logger.info(
+                        "skipped %s %r: its key %r was already used",
+                        delivery.kind,
+                        delivery.name,
+                        delivery.key,
+                    )
+                    self.changed = True
+                    continue
+                self.view.use_key(delivery.key, now + self.options.idempotency_window, now)
+                self.changed = True
+            fresh.append(delivery)
+        return fresh
 
     async def _load_runs(self, recs: list[tuple[str, Rec]]) -> list[RunState]:
         live = {run_id: o.run for run_id, o in self.outcomes.items()}
@@ -271,7 +473,7 @@ class Pass:
             if run_id in live:
                 runs.append(live[run_id])
                 continue
-            stored = blobs[rec["j"]]
+            stored = _format.decode_journal(rec["j"], blobs[rec["j"]], self.store.description)
             runs.append(
                 RunState(
                     run_id=run_id,
@@ -289,19 +491,54 @@ class Pass:
     async def _execute(self, run: RunState) -> None:
         outcome = self.outcomes[run.run_id]
         definition = self.registry.workflows.get(run.workflow_name)
-        status, error, waiting = await self._call(run, definition)
+        timeout = getattr(definition, "timeout", None) or self.options.run_timeout
+        ended: tuple[RunStatus | None, BaseException | str | None, Any]
+        if timeout is None:
+            ended = await self._call(run, definition)
+        else:
+            with anyio.move_on_after(timeout) as budget:
+                ended = await self._call(run, definition)
+            if budget.cancelled_caught:
+                ended = (
+                    "failed",
+                    WorkflowTimeoutError(
+                        f"run {run.run_id} of workflow {run.workflow_name!r} was still "
+                        f"executing after its time budget of {timeout:g} seconds and was "
+                        "cancelled; raise the workflow's timeout= (or setup(run_timeout=)) "
+                        "or split the work across passes"
+                    ),
+                    None,
+                )
+        status, error, value = ended
+        if status is None:  # the pass aborts: this run's outcome is not recorded
+            return
         self.executions_finished += 1
         self._report_progress()
         outcome.status = status
-        outcome.error_message = error
+        outcome.result = None
+        if isinstance(error, BaseException):
+            outcome.error_message = repr(error)
+            outcome.error_traceback = format_traceback(error)
+        else:
+            outcome.error_message = error
+            outcome.error_traceback = None
         if status in ("paused", "blocked"):
+            waiting = value if status == "paused" else None
             if status == "blocked":
-                waiting = {"kind": "blocked", "error_message": error}
-            rec: Rec = {"w": run.workflow_name, "since": self.now(), "wait": waiting, "j": None}
-            outcome.rec = rec
-            self.suspended_now.append((run.run_id, rec))
+                waiting = {"kind": "blocked", "error_message": outcome.error_message}
+            rec = _format.run_rec(
+                run.workflow_name,
+                since=self.now(),
+                wait=waiting or {"kind": "next_run"},
+                started=outcome.started,
+                parent=outcome.parent,
+            )
+            outcome.rec = dict(rec)
+            self.suspended_now.append((run.run_id, outcome.rec))
         else:
             outcome.rec = None
+            if status == "succeeded":
+                outcome.result = value
 
     def _report_progress(self) -> None:
         if self.on_progress is not None:
@@ -312,33 +549,46 @@ class Pass:
 
     async def _call(
         self, run: RunState, definition: WorkflowDef | None
-    ) -> tuple[RunStatus, str | None, dict[str, Any]]:
+    ) -> tuple[RunStatus | None, BaseException | str | None, Any]:
+        """Execute one run: ``(status, error, waiting-or-result)``; status None = aborted."""
         if definition is None:
             error = (
                 f"workflow {run.workflow_name!r} is not registered any more; the run stays "
                 "blocked until a workflow of that name is deployed again"
             )
-            return "blocked", error, {}
+            return "blocked", error, None
         context = RunContext(run, self)
         try:
             if definition.takes_args:
                 args = definition.convert_args(_json.copy_json(run.args))
-                await definition.fn(context, args)
+                value = await definition.fn(context, args)
             else:
-                await definition.fn(context)
+                value = await definition.fn(context)
         except Suspend as suspend:
             if context.nondeterminism is not None:
-                return "blocked", repr(context.nondeterminism), {}
+                return "blocked", repr(context.nondeterminism), None
             return "paused", None, suspend.waiting
+        except PassAborted:
+            return None, None, None
         except Exception as exc:
             if context.nondeterminism is not None:
-                return "blocked", repr(context.nondeterminism), {}
-            return "failed", repr(exc), {}
+                return "blocked", repr(context.nondeterminism), None
+            return "failed", exc, None
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                # The pass's own cancellation (or the run's time budget) is delivered
+                # again here; a CancelledError the workflow raised by itself is not.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            return "failed", exc, None
         finally:
             context.close()
         if context.nondeterminism is not None:
-            return "blocked", repr(context.nondeterminism), {}
-        return "succeeded", None, {}
+            return "blocked", repr(context.nondeterminism), None
+        try:
+            result = _json.normalize(value, f"the result of workflow {run.workflow_name!r}")
+        except InvalidStateError as exc:
+            return "failed", exc, None
+        return "succeeded", None, result
 
     # -- commit --------------------------------------------------------------------
 
@@ -352,55 +602,59 @@ class Pass:
                 view.garbage.add(run.journal_blob)
             if outcome.rec is not None:
                 outcome.rec["j"] = view.add_blob(
-                    "j",
-                    {"args": run.args, "entries": run.entries, "logs": run.logs, "wake": run.wake},
+                    "j", _format.journal_blob(run.args, run.entries, run.logs, run.wake)
                 )
             else:
                 view.history.append(
-                    {
-                        "w": run.workflow_name,
-                        "r": run_id,
-                        "t": now,
-                        "s": outcome.status,
-                        "l": run.logs,
-                    }
+                    _format.history_entry(
+                        run.workflow_name,
+                        run_id,
+                        now=now,
+                        status=outcome.status,
+                        logs=run.logs,
+                        result=outcome.result,
+                        error_message=outcome.error_message,
+                        error_traceback=outcome.error_traceback,
+                        started=outcome.started,
+                        parent=outcome.parent,
+                    )
                 )
             executions.append(
-                {
-                    "w": run.workflow_name,
-                    "r": run_id,
-                    "s": outcome.status,
-                    "tb": outcome.triggered_by,
-                    "sc": [[c.name, c.old, c.new] for c in run.state_changes],
-                }
+                _format.trace_execution(
+                    run.workflow_name,
+                    run_id,
+                    outcome.status,
+                    outcome.triggered_by,
+                    run.state_changes,
+                )
             )
-        view.traces.append(
-            {"id": str(uuid.uuid4()), "t": self.started, "tr": trigger, "x": executions}
-        )
+        if executions or view.events.pending:
+            view.traces.append(
+                _format.trace_entry(str(uuid.uuid4()), self.started, trigger, executions)
+            )
 
     async def _commit(self, trigger: str | None) -> None:
+        if not self.changed and not self.view.dirty():
+            # Nothing to do: no trace, no new head; the release clears the lease.
+            await self.lease.release()
+            return
         self._finalize(trigger)
         view = self.view
         if self.started - float(view.head.get("last_gc") or 0.0) >= GC_INTERVAL_SECONDS:
             view.head["last_gc"] = self.started
             self.gc_due = True
-        head_id = await view.stage_head()
-        await self.store.put_blobs(view.new_blobs)
-        await self.lease.write(
-            {**self.lease.root, "head": head_id, "consumed": self.consumed}, keep=False
-        )
+        await commit_view(view, self.lease, consumed=self.consumed)
 
     async def clean_up(self) -> None:
-        """Delete what the commit left behind: garbage blobs and consumed inbox items.
+        """Delete what the commit left behind: garbage blobs, markers, consumed inbox items.
 
         Never raises: whatever is left is found again by the next pass (consumed inbox
         items) or by garbage collection (blobs).
         """
         try:
-            await gather(
-                self.view.delete_garbage,
-                lambda: self.store.inbox_delete(self.consumed),
-            )
+            self.view.garbage.update(self.markers)
+            await self.view.delete_garbage()
+            await self.store.inbox_delete(self.consumed)
         except Exception:  # the next pass deletes consumed items it still finds
             logger.warning("cleaning up after the commit of %s failed", self.store.description)
 
@@ -411,13 +665,23 @@ class Pass:
                 run_id=run_id,
                 status=o.status,
                 error_message=o.error_message,
+                error_traceback=o.error_traceback,
+                result=o.result,
                 logs=list(o.run.logs),
                 triggered_by=o.triggered_by,
+                parent_run_id=o.parent,
             )
             for run_id, o in self.outcomes.items()
         ]
 
 
-def state_changes_of(raw: list[list[Any]]) -> list[StateChange]:
-    """Decode the compact state changes of a stored trace."""
-    return [StateChange(name=n, old=o, new=v) for n, o, v in raw]
+def check_positive(name: str, value: object) -> float:
+    """A finite number > 0 for an option, else ValueError naming it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a finite number greater than 0, got {value!r}")
+    return float(value)

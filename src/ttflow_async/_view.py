@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -15,6 +15,7 @@ from ._errors import CorruptStateError
 from ._layout import (
     EVENT_LOG_CAP,
     HISTORY_CAP,
+    KEY_SHARDS,
     TRACE_CAP,
     CappedLog,
     ShardedMap,
@@ -23,8 +24,12 @@ from ._layout import (
     empty_root,
     new_id,
     rec_due,
+    rec_event_names,
 )
 from ._stores import Store
+
+if TYPE_CHECKING:
+    from ._lease import Lease
 
 logger = logging.getLogger("ttflow_async")
 
@@ -69,6 +74,8 @@ class StoreView:
         self.history = CappedLog("hi", head["history"], HISTORY_CAP)
         self.events = CappedLog("ev", head["events"], EVENT_LOG_CAP)
         self.traces = CappedLog("tr", head["traces"], TRACE_CAP)
+        self.keys = ShardedMap("ky", head.get("keys") or [None] * KEY_SHARDS)
+        self._index_changed = False
 
     async def load_head(self) -> None:
         """Read the head blob the root points at."""
@@ -148,17 +155,36 @@ class StoreView:
         names = list(dict.fromkeys(names))
         await self.waits.load({self.waits.index(n) for n in names}, self.fetch)
         claimed: dict[str, list[tuple[str, Rec]]] = {}
+        taken: set[str] = set()
         for name in names:
             waiting: dict[str, Rec] = self.waits.get(name) or {}
             if waiting:
                 self.waits.delete(name)
-                claimed[name] = list(waiting.items())
-        timed = [run_id for runs in claimed.values() for run_id, rec in runs if rec_due(rec)]
-        if timed:
-            await self.timers.load({self.timers.index(r) for r in timed}, self.fetch)
-            for run_id in timed:
-                self.timers.delete(run_id)
+                self._index_changed = True
+                fresh = [(r, rec) for r, rec in waiting.items() if r not in taken]
+                taken.update(r for r, _ in fresh)
+                if fresh:
+                    claimed[name] = fresh
+        runs = [(r, rec) for found in claimed.values() for r, rec in found]
+        others = {(n, r) for r, rec in runs for n in rec_event_names(rec) if n not in claimed}
+        timed = [run_id for run_id, rec in runs if rec_due(rec) is not None]
+        await gather(
+            lambda: self.waits.load({self.waits.index(n) for n, _ in others}, self.fetch),
+            lambda: self.timers.load({self.timers.index(r) for r in timed}, self.fetch),
+        )
+        for name, run_id in others:
+            self._drop_waiter(name, run_id)
+        for run_id in timed:
+            self.timers.delete(run_id)
         return claimed
+
+    def _drop_waiter(self, name: str, run_id: str) -> None:
+        waiting = self.waits.get(name) or {}
+        if waiting.pop(run_id, None) is not None:
+            if waiting:
+                self.waits.touch(name)
+            else:
+                self.waits.delete(name)
 
     async def claim_due(self, now: float) -> list[tuple[str, Rec]]:
         """Remove and return the runs whose timer or wait timeout is due."""
@@ -173,50 +199,53 @@ class StoreView:
                 due = rec_due(rec)
                 if due is not None and due <= now:
                     claimed.append((run_id, rec))
-        names = {rec["wait"]["name"] for _, rec in claimed if rec["wait"]["kind"] == "event"}
+        names = {n for _, rec in claimed for n in rec_event_names(rec)}
         await self.waits.load({self.waits.index(n) for n in names}, self.fetch)
         for run_id, rec in claimed:
             self.timers.delete(run_id)
-            wait = rec["wait"]
-            if wait["kind"] == "event":
-                waiting = self.waits.get(wait["name"]) or {}
-                if waiting.pop(run_id, None) is not None:
-                    if waiting:
-                        self.waits.touch(wait["name"])
-                    else:
-                        self.waits.delete(wait["name"])
+            for name in rec_event_names(rec):
+                self._drop_waiter(name, run_id)
+        if claimed:
+            self._index_changed = True
         return claimed
 
     def claim_next_run(self) -> list[tuple[str, Rec]]:
         """Remove and return the runs paused by ``pause_once``."""
         claimed = list(self.next_run.items())
         self.next_run.clear()
+        if claimed:
+            self._index_changed = True
         return claimed
 
     def claim_blocked(self) -> list[tuple[str, Rec]]:
         """Remove and return the blocked runs (retried after a change of definitions)."""
         claimed = list(self.blocked.items())
         self.blocked.clear()
+        if claimed:
+            self._index_changed = True
         return claimed
 
     async def insert(self, runs: list[tuple[str, Rec]]) -> None:
         """Index suspended runs by what they wait for (shards read concurrently)."""
-        events = [(r, rec) for r, rec in runs if rec["wait"]["kind"] == "event"]
+        if not runs:
+            return
+        self._index_changed = True
+        events = [(r, n, rec) for r, rec in runs for n in rec_event_names(rec)]
         timed = [(r, rec) for r, rec in runs if rec_due(rec) is not None]
-        wait_shards = {self.waits.index(rec["wait"]["name"]) for _, rec in events}
+        wait_shards = {self.waits.index(n) for _, n, _ in events}
         timer_shards = {self.timers.index(r) for r, _ in timed}
         await gather(
             lambda: self.waits.load(wait_shards, self.fetch),
             lambda: self.timers.load(timer_shards, self.fetch),
         )
         for run_id, rec in runs:
-            kind = rec["wait"]["kind"]
-            if kind == "next_run":
+            wait = rec["wait"]
+            kind = wait["kind"]
+            if kind == "next_run" or (kind == "batch" and wait.get("next_run")):
                 self.next_run[run_id] = rec
             elif kind == "blocked":
                 self.blocked[run_id] = rec
-        for run_id, rec in events:
-            name = rec["wait"]["name"]
+        for run_id, name, rec in events:
             waiting = self.waits.get(name)
             if waiting is None:
                 self.waits.put(name, {run_id: rec})
@@ -225,6 +254,66 @@ class StoreView:
                 self.waits.touch(name)
         for run_id, rec in timed:
             self.timers.put(run_id, rec)
+
+    async def remove(self, run_id: str, rec: Rec) -> None:
+        """Take one suspended run out of the index, wherever it is indexed."""
+        names = rec_event_names(rec)
+        await gather(
+            lambda: self.waits.load({self.waits.index(n) for n in names}, self.fetch),
+            lambda: self.timers.load([self.timers.index(run_id)], self.fetch),
+        )
+        for name in names:
+            self._drop_waiter(name, run_id)
+        self.timers.delete(run_id)
+        self.next_run.pop(run_id, None)
+        self.blocked.pop(run_id, None)
+        self._index_changed = True
+
+    # -- what the wave cap left, and idempotency keys ----------------------------------
+
+    def take_pending(self) -> list[list[Any]]:
+        """Deliveries an earlier pass left for this one (``[kind, name, args, key]``)."""
+        pending: list[list[Any]] = self.head.get("pending") or []
+        if pending:
+            self.head["pending"] = []
+        return pending
+
+    def keep_pending(self, deliveries: list[list[Any]]) -> None:
+        """Leave deliveries for the next pass (committed with this one)."""
+        self.head["pending"] = [*(self.head.get("pending") or []), *deliveries]
+
+    def previously_consumed(self) -> set[str]:
+        """Inbox ids the last commit consumed (their deletion may not have happened)."""
+        return set(self.root.get("consumed") or []) | set(self.head.get("consumed") or [])
+
+    async def load_keys(self, keys: Iterable[str]) -> None:
+        """Read the shards of these idempotency keys."""
+        await self.keys.load({self.keys.index(k) for k in keys}, self.fetch)
+
+    def key_used(self, key: str, now: float) -> bool:
+        """Whether ``key`` was used within its window (its shard must be loaded)."""
+        expires = self.keys.get(key)
+        return expires is not None and float(expires) > now
+
+    def use_key(self, key: str, expires: float, now: float) -> None:
+        """Record ``key`` until ``expires``; expired keys of its shard are dropped."""
+        shard = self.keys.shards[self.keys.index(key)]
+        for old in [k for k, t in shard.items() if float(t) <= now]:
+            del shard[old]
+        self.keys.put(key, expires)
+
+    def dirty(self) -> bool:
+        """Whether anything was changed that a commit must write."""
+        return bool(
+            self._index_changed
+            or self.states.dirty
+            or self.waits.dirty
+            or self.timers.dirty
+            or self.keys.dirty
+            or self.history.pending
+            or self.events.pending
+            or self.traces.pending
+        )
 
     async def all_suspended(self) -> dict[str, Rec]:
         """Every suspended run by id (reads every wait and timer shard)."""
@@ -262,6 +351,7 @@ class StoreView:
             timer_min[i] = min((d for d in dues if d is not None), default=None)
         head["timers"] = self.timers.flush(self.new_blobs, self.garbage)
         head["timer_min"] = timer_min
+        head["keys"] = self.keys.flush(self.new_blobs, self.garbage)
         head["history"] = self.history.segments
         head["events"] = self.events.segments
         head["traces"] = self.traces.segments
@@ -289,12 +379,33 @@ class StoreView:
         if not head_id:
             return refs
         refs.add(head_id)
-        for ids in (self.head["states"], self.head["waits"], self.head["timers"]):
+        for ids in (
+            self.head["states"],
+            self.head["waits"],
+            self.head["timers"],
+            self.head.get("keys") or [],
+        ):
             refs.update(i for i in ids if i)
         for log in (self.history, self.events, self.traces):
             refs.update(log.blob_ids())
         refs.update(rec["j"] for rec in (await self.all_suspended()).values())
         return refs
+
+
+async def commit_view(view: StoreView, lease: Lease, *, consumed: list[str] | None = None) -> None:
+    """The one commit path: stage the head, write its blobs, then one CAS of the root.
+
+    The CAS also clears the lease, so it is the fence: a runner whose lease was taken
+    over fails here and commits nothing. ``consumed`` names the inbox items this commit
+    delivered; they are kept in the head so the next pass skips them if their deletion
+    after the commit never happened.
+    """
+    view.head["consumed"] = list(consumed or [])
+    head_id = await view.stage_head()
+    await view.store.put_blobs(view.new_blobs)
+    await lease.write({**lease.root, "head": head_id, "consumed": []}, keep=False)
+    view.root = lease.root
+    view.version = lease.version
 
 
 async def read_view(store: Store) -> StoreView:
