@@ -424,6 +424,11 @@ class Client:
             raise
         except (OSError, ConnectionError, TimeoutError) as exc:
             raise StoreError(f"reading {self.store.description} failed ({exc!r})") from exc
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            raise CorruptStateError(
+                f"{self.store.description} holds data this engine cannot read ({exc!r}); it "
+                "was left untouched: restore it from a backup or point setup() elsewhere"
+            ) from exc
 
     @staticmethod
     async def _fresh(store: Store, read: Callable[[StoreView], Awaitable[T]]) -> T:

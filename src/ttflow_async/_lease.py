@@ -22,6 +22,7 @@ Clock = Callable[[], float]
 """Returns the current time as epoch seconds (``time.time`` unless a test injects one)."""
 
 RELEASE_SECONDS = 10.0
+RELEASE_ATTEMPTS = 3
 """How long a shielded release may take before it is abandoned (the lease then expires)."""
 
 
@@ -165,7 +166,18 @@ class Lease:
         if self.released or self.lost:
             return
         with anyio.move_on_after(RELEASE_SECONDS, shield=True):
-            try:
-                await self.write(self.root, keep=False)
-            except Exception:  # LeaseLost included: someone else holds it now
-                return
+            for attempt in range(RELEASE_ATTEMPTS):
+                try:
+                    await self.write(self.root, keep=False)
+                    return
+                except LeaseLost:  # someone else holds it now
+                    return
+                except Exception:  # a transient store error: try again, then let it expire
+                    if attempt == RELEASE_ATTEMPTS - 1:
+                        logger.warning(
+                            "could not release the lease of %s; it expires in at most %g s",
+                            self.store.description,
+                            self.lease_seconds,
+                        )
+                    else:
+                        await anyio.sleep(0.05 * (attempt + 1))

@@ -230,6 +230,14 @@ class Pass:
             )
         if isinstance(error, TtflowError):
             return error
+        if isinstance(error, KeyError | TypeError | AttributeError | ValueError | IndexError):
+            wrapped_corrupt = CorruptStateError(
+                f"{self.store.description} holds data this engine cannot read ({error!r}); "
+                "nothing was committed and the store was left untouched: restore it from "
+                "a backup or point setup() elsewhere"
+            )
+            wrapped_corrupt.__cause__ = error
+            return wrapped_corrupt
         if isinstance(error, OSError | ConnectionError | TimeoutError):
             wrapped: Exception = StoreError(
                 f"{self.store.description} failed during a pass ({error!r}); nothing was "

@@ -72,7 +72,12 @@ class LocalFileStore:
     """A store in local files: atomic renames for the root, flock for the CAS."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.root_path = Path(path)
+        root_path = Path(path)
+        if root_path.is_symlink():
+            # Follow a symlinked state file: replacing the root renames a file next to
+            # the target, never over the link (which would cut it from its siblings).
+            root_path = Path(os.path.realpath(root_path))
+        self.root_path = root_path
         self.lock_path = self.root_path.with_name(self.root_path.name + ".lock")
         self.data_dir = self.root_path.with_name(self.root_path.name + ".d")
         self.blob_dir = self.data_dir / "blobs"
@@ -206,8 +211,12 @@ class LocalFileStore:
     def _inbox_put_sync(self, item_id: str, data: bytes) -> None:
         self._make_dirs()
         tmp = self.inbox_dir / f".{item_id}.tmp"
-        _write_file(tmp, data, sync=True)
-        os.replace(tmp, self.inbox_dir / item_id)
+        try:
+            _write_file(tmp, data, sync=True)
+            os.replace(tmp, self.inbox_dir / item_id)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not leave a hidden file behind
+            raise
         _fsync_dir(self.inbox_dir)
 
     async def inbox_put(self, item_id: str, data: bytes) -> None:
