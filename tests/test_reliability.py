@@ -25,7 +25,6 @@ from ttflow_async import (
     event_trigger,
     setup,
 )
-from ttflow_async._format import new_inbox_id
 
 
 class Clock:
@@ -410,6 +409,8 @@ async def test_an_unreadable_inbox_item_is_reported_and_kept(make_client: MakeCl
     @client.workflow(trigger=event_trigger("e"))
     async def wf(c: RunContext) -> None:
         pass
+
+    from ttflow_async._format import new_inbox_id
 
     item_id = new_inbox_id()
     await client.store.inbox_put(item_id, b'{"k":"event","n":42,"a":null,"t":0}')
