@@ -171,11 +171,14 @@ async def test_traces_are_capped(fast_client: MakeClient) -> None:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(ttflow_async.__all__) == [
+        "BatchItem",
+        "BatchResult",
         "BlobNotFound",
         "CallbackFailed",
         "CallbackTimeout",
         "ChildWorkflowError",
         "Client",
+        "CompletionConfig",
         "ContextData",
         "CorruptStateError",
         "EventLogEntry",
@@ -183,6 +186,7 @@ def test_public_names_are_pinned() -> None:
         "InvalidStateError",
         "NondeterminismError",
         "PausedRun",
+        "RetryPolicy",
         "RootConflict",
         "RunContext",
         "RunHistoryEntry",

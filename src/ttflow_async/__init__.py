@@ -5,6 +5,9 @@ pass that takes a lease, replays and advances what is ready, commits atomically 
 releases. State lives in a local file by default, or in S3 or DynamoDB.
 """
 
+from ._batch import BatchItem as BatchItem
+from ._batch import BatchResult as BatchResult
+from ._batch import CompletionConfig as CompletionConfig
 from ._client import Client as Client
 from ._client import setup as setup
 from ._context import RunContext as RunContext
@@ -40,6 +43,7 @@ from ._records import TraceExecution as TraceExecution
 from ._records import TriggerInfo as TriggerInfo
 from ._records import WorkflowInfo as WorkflowInfo
 from ._records import WorkflowRunResult as WorkflowRunResult
+from ._retry import RetryPolicy as RetryPolicy
 from ._stores import Store as Store
 from ._triggers import Trigger as Trigger
 from ._triggers import event_trigger as event_trigger
@@ -49,11 +53,14 @@ from ._triggers import state_trigger as state_trigger
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchItem",
+    "BatchResult",
     "BlobNotFound",
     "CallbackFailed",
     "CallbackTimeout",
     "ChildWorkflowError",
     "Client",
+    "CompletionConfig",
     "ContextData",
     "CorruptStateError",
     "EventLogEntry",
@@ -61,6 +68,7 @@ __all__ = [
     "InvalidStateError",
     "NondeterminismError",
     "PausedRun",
+    "RetryPolicy",
     "RootConflict",
     "RunContext",
     "RunHistoryEntry",

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 import anyio
 
@@ -18,7 +18,9 @@ from ._concurrency import gather
 from ._context import RunContext, check_event_name, check_state_name
 from ._definitions import (
     Registry,
+    SideeffectDecorator,
     WorkflowFunction,
+    check_timeout,
     make_sideeffect,
     make_workflow,
     sideeffect_caller,
@@ -47,6 +49,7 @@ from ._records import (
     WorkflowRunResult,
     to_datetime,
 )
+from ._retry import RetryPolicy
 from ._runner import MARKER_PREFIX, Pass, PassOptions, check_positive
 from ._stores import Store, store_from_spec
 from ._triggers import Trigger, named_trigger
@@ -55,6 +58,8 @@ from ._view import Rec, StoreView, commit_view, read_view
 logger = logging.getLogger("ttflow_async")
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 READ_ATTEMPTS = 5
 
@@ -195,33 +200,94 @@ class Client:
 
     # -- registration --------------------------------------------------------------
 
+    @overload
     def workflow(
-        self, trigger: str | Trigger | None = None, *, name: str | None = None
-    ) -> Callable[[Callable[..., Awaitable[Any]]], WorkflowFunction[..., Any]]:
-        """Register an ``async def`` workflow; its trigger defaults to its name."""
+        self, trigger: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> WorkflowFunction[P, R]: ...
 
-        def register(fn: Callable[..., Awaitable[Any]]) -> WorkflowFunction[..., Any]:
+    @overload
+    def workflow(
+        self,
+        trigger: str | Trigger | None = None,
+        *,
+        name: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], WorkflowFunction[P, R]]: ...
+
+    def workflow(
+        self,
+        trigger: str | Trigger | Callable[..., Coroutine[Any, Any, Any]] | None = None,
+        *,
+        name: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Any:
+        """Register an ``async def`` workflow; its trigger defaults to its name.
+
+        Usable as ``@client.workflow`` or ``@client.workflow(trigger=..., name=...,
+        timeout=seconds)``; ``timeout`` is the run's time budget per pass.
+        """
+        budget = check_timeout(timeout)
+
+        def register(fn: Callable[..., Coroutine[Any, Any, Any]]) -> WorkflowFunction[..., Any]:
             wf_name = name or getattr(fn, "__name__", None)
             if isinstance(trigger, Trigger):
                 resolved = trigger
-            else:
+            elif isinstance(trigger, str):
                 resolved = named_trigger(trigger or str(wf_name))
-            definition = make_workflow(fn, name, resolved, registered=self._registry.workflows)
+            else:
+                resolved = named_trigger(str(wf_name))
+            definition = make_workflow(
+                fn, name, resolved, registered=self._registry.workflows, timeout=budget
+            )
             self._registry.workflows[definition.name] = definition
             return WorkflowFunction(definition)
 
+        if callable(trigger) and not isinstance(trigger, Trigger):
+            return register(trigger)
         return register
 
+    @overload
     def sideeffect(
-        self, *, name: str | None = None
-    ) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
-        """Register a side effect: its result is journaled and not recomputed on replay."""
+        self, fn: Callable[Concatenate[RunContext, P], Coroutine[Any, Any, R]], /
+    ) -> Callable[Concatenate[RunContext, P], Coroutine[Any, Any, R]]: ...
 
-        def register(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-            definition = make_sideeffect(fn, name)
+    @overload
+    def sideeffect(
+        self, fn: Callable[Concatenate[RunContext, P], R], /
+    ) -> Callable[Concatenate[RunContext, P], Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def sideeffect(
+        self,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        at_most_once: bool = False,
+    ) -> SideeffectDecorator: ...
+
+    def sideeffect(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        at_most_once: bool = False,
+    ) -> Any:
+        """Register a side effect: its result is journaled and not recomputed on replay.
+
+        Usable as ``@client.sideeffect`` or ``@client.sideeffect(name=..., retry=
+        RetryPolicy(...), at_most_once=True)``.
+        """
+
+        def register(func: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
+            definition = make_sideeffect(func, name, retry=retry, at_most_once=at_most_once)
             self._registry.sideeffects[definition.name] = definition
             return sideeffect_caller(definition, RunContext)
 
+        if fn is not None:
+            return register(fn)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValueError(f"@client.sideeffect(retry=...) takes a RetryPolicy, got {retry!r}")
         return register
 
     @property

@@ -6,16 +6,19 @@ import collections.abc
 import functools
 import hashlib
 import inspect
+import math
 import sys
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import typing_extensions
 from pydantic import TypeAdapter, ValidationError
 
 from ._errors import SideeffectUsageError, WorkflowDefinitionError, WorkflowDirectCallError
+from ._retry import RetryPolicy
 from ._triggers import Trigger
 
 if TYPE_CHECKING:
@@ -89,6 +92,24 @@ def _return_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
         return None
 
 
+class SideeffectDecorator(Protocol):
+    """What ``@client.sideeffect(...)`` returns: a decorator keeping the signature.
+
+    The decorated function takes the same parameters and returns a coroutine of the
+    same result (a plain ``def`` side effect becomes awaitable too).
+    """
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[RunContext, P], Coroutine[Any, Any, R]], /
+    ) -> Callable[Concatenate[RunContext, P], Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[RunContext, P], R], /
+    ) -> Callable[Concatenate[RunContext, P], Coroutine[Any, Any, R]]: ...
+
+
 class WorkflowFunction(Generic[P, R]):
     """What ``@client.workflow()`` leaves in place of the function.
 
@@ -118,6 +139,8 @@ class WorkflowDef:
     takes_args: bool
     args_adapter: TypeAdapter[Any] | None
     fingerprint: str
+    timeout: float | None = None
+    """The run's time budget in seconds (``@client.workflow(timeout=...)``), if any."""
 
     def convert_args(self, args: Any) -> Any:
         """Validate and convert incoming args; raises ValueError naming the field."""
@@ -138,10 +161,62 @@ class SideeffectDef:
     is_async: bool
     result_adapter: TypeAdapter[Any] | None
     fingerprint: str
+    retry: RetryPolicy | None = None
+    at_most_once: bool = False
+
+
+def check_timeout(timeout: object) -> float | None:
+    """A workflow's time budget: None, or a finite number of seconds > 0 (else ValueError)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        timeout = timeout.total_seconds()
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(
+            f"@client.workflow(timeout=...) must be a finite number of seconds > 0, got {timeout!r}"
+        )
+    return float(timeout)
+
+
+def _settling(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a workflow so that it ends the way its context says it ended.
+
+    A task group (``asyncio.TaskGroup``, anyio) of side-effect calls that suspended
+    raises a group of suspensions: the run is suspended, not failed. A call that
+    suspended while the workflow went on (``gather(..., return_exceptions=True)``)
+    suspends the run too.
+    """
+
+    @functools.wraps(fn)
+    async def run(context: Any, *args: Any) -> Any:
+        settle = getattr(context, "settle", None)
+        try:
+            value = await fn(context, *args)
+        except BaseExceptionGroup as group:
+            settled = settle(group) if settle is not None else group
+            if settled is group:
+                raise
+            raise settled from None
+        pending = getattr(context, "suspension", None)
+        if pending is not None:
+            raise pending
+        return value
+
+    return run
 
 
 def make_workflow(
-    fn: Callable[..., Any], name: str | None, trigger: Trigger, *, registered: dict[str, Any]
+    fn: Callable[..., Any],
+    name: str | None,
+    trigger: Trigger,
+    *,
+    registered: dict[str, Any],
+    timeout: float | None = None,
 ) -> WorkflowDef:
     """Validate a workflow function and build its definition."""
     if isinstance(fn, WorkflowFunction):
@@ -173,19 +248,34 @@ def make_workflow(
     ).hexdigest()
     return WorkflowDef(
         name=name,
-        fn=fn,
+        fn=_settling(fn),
         trigger=trigger,
         description=inspect.getdoc(fn),
         takes_args=takes_args,
         args_adapter=adapter,
         fingerprint=fingerprint,
+        timeout=check_timeout(timeout),
     )
 
 
-def make_sideeffect(fn: Callable[..., Any], name: str | None) -> SideeffectDef:
+def make_sideeffect(
+    fn: Callable[..., Any],
+    name: str | None,
+    *,
+    retry: RetryPolicy | None = None,
+    at_most_once: bool = False,
+) -> SideeffectDef:
     """Validate a side-effect function and build its definition."""
     if not callable(fn):
         raise WorkflowDefinitionError(f"a side effect must be a function, got {fn!r}")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValueError(f"@client.sideeffect(retry=...) takes a RetryPolicy, got {retry!r}")
+    if not isinstance(at_most_once, bool):
+        raise ValueError(
+            f"@client.sideeffect(at_most_once=...) takes True or False, got {at_most_once!r}"
+        )
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"@client.sideeffect(name=...) takes a non-empty string, got {name!r}")
     name = name or fn.__name__
     return SideeffectDef(
         name=name,
@@ -193,16 +283,22 @@ def make_sideeffect(fn: Callable[..., Any], name: str | None) -> SideeffectDef:
         is_async=inspect.iscoroutinefunction(fn),
         result_adapter=_return_adapter(fn),
         fingerprint=hashlib.sha256(f"{name}|{_code_fingerprint(fn)}".encode()).hexdigest(),
+        retry=retry,
+        at_most_once=at_most_once,
     )
 
 
 def sideeffect_caller(
     definition: SideeffectDef, context_type: type[RunContext]
-) -> Callable[..., Awaitable[Any]]:
-    """The callable that replaces a side-effect function: checks usage, returns a coroutine."""
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """The callable that replaces a side-effect function: checks usage, returns a coroutine.
+
+    The call takes its journal position at once (program order), so concurrent calls
+    (``asyncio.gather``, task groups) replay exactly.
+    """
 
     @functools.wraps(definition.fn)
-    def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+    def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
         if not args or not isinstance(args[0], context_type):
             raise SideeffectUsageError(
                 f"side effect {definition.name!r} must be called with the RunContext first: "

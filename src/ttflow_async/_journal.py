@@ -1,13 +1,21 @@
 """The replay journal of one run: entries matched by position, O(1) per step.
 
-A journal is a JSON list of entries ``[kind, name, result]``. A side effect whose body
-has not completed yet is an *open* entry ``["se", name, None, [nested entries...]]``:
-the calls inside its body are journaled in that nested list, so that when the body
-runs again (it suspended, or the run was replayed) they replay from there. Once the
-body completes, the entry is closed to ``["se", name, result]`` and its nested entries
-are dropped: a cached side effect replays in one step and none of its nested calls
-run again. A side effect whose body raised becomes ``["fe", name, None]``: exceptions
-are not journaled, so on replay its body runs again.
+A journal is a JSON list of entries ``[kind, name, result]``, read through *frames*:
+a frame is a cursor over one list of entries. The workflow body reads the root frame;
+a side-effect body and each branch of a ``c.parallel``/``c.map`` read their own
+nested frame, so concurrent bodies never move each other's cursor.
+
+A side effect's position is taken when the call is made (in program order), not when
+it completes. Its entry is *open*, ``["se", name, None, [nested...], meta]``, while
+its body has not completed: the calls inside the body are journaled in the nested
+list, so that when the body runs again (it suspended, or it waits to be retried) they
+replay from there; ``meta`` keeps the attempt number, a pending retry's due time and
+the at-most-once start count. Once the body completes, the entry is closed to
+``["se", name, result]``; a body that raised for good becomes
+``["er", name, error]`` with the error's type, message and args. Either replays in one
+step without running the body or any of its nested calls again. Journals written by
+earlier engines may hold ``["fe", name, None]`` (a failure that was not journaled):
+its body runs again on replay.
 """
 
 from __future__ import annotations
@@ -18,9 +26,19 @@ from ._errors import NondeterminismError
 
 Entry = list[Any]
 
+
+class Suspend(BaseException):
+    """Unwinds a run that must wait. A BaseException, so ``except Exception`` can't eat it."""
+
+    def __init__(self, waiting: dict[str, Any]) -> None:
+        super().__init__(waiting)
+        self.waiting = waiting
+
+
 KIND_NAMES = {
     "gs": "get_state",
     "ss": "set_state",
+    "us": "update_state",
     "al": "add_list_state",
     "lg": "log",
     "ev": "event",
@@ -28,8 +46,13 @@ KIND_NAMES = {
     "we": "wait_event",
     "sl": "sleep",
     "se": "side effect",
+    "er": "side effect",
     "fe": "side effect",
+    "ba": "parallel/map",
+    "pt": "patched",
 }
+
+SIDEEFFECT_KINDS = ("se", "er", "fe")
 
 
 def describe(kind: str, name: str | None) -> str:
@@ -38,79 +61,116 @@ def describe(kind: str, name: str | None) -> str:
     return f"{label} {name!r}" if name is not None else label
 
 
-class _Frame:
-    __slots__ = ("entries", "pos")
+class Frame:
+    """A cursor over one list of journal entries (the workflow's, a body's or a branch's).
 
-    def __init__(self, entries: list[Entry]) -> None:
+    ``path`` is the position of the list's first entry's parent, as indices from the
+    root (``()`` for the workflow's own list); ``owner`` is the id of the task allowed
+    to make calls in this frame.
+    """
+
+    __slots__ = ("entries", "owner", "path", "pos", "run_id", "workflow_name")
+
+    def __init__(
+        self,
+        entries: list[Entry],
+        *,
+        run_id: str,
+        workflow_name: str,
+        path: tuple[int | str, ...] = (),
+        owner: int | None = None,
+    ) -> None:
         self.entries = entries
         self.pos = 0
-
-
-class Journal:
-    """A cursor over a run's journal entries (nested frames for side-effect bodies)."""
-
-    def __init__(self, entries: list[Entry], *, run_id: str, workflow_name: str) -> None:
-        self.entries = entries
+        self.path = path
+        self.owner = owner
         self.run_id = run_id
         self.workflow_name = workflow_name
-        self._stack = [_Frame(entries)]
+
+    def child(self, entries: list[Entry], step: int | str, owner: int | None) -> Frame:
+        """A frame over nested entries found under ``step`` of this frame."""
+        return Frame(
+            entries,
+            run_id=self.run_id,
+            workflow_name=self.workflow_name,
+            path=(*self.path, step),
+            owner=owner,
+        )
+
+    def position(self, index: int | None = None) -> str:
+        """The position of entry ``index`` (default: the next one), as ``a.b.c``."""
+        at = self.pos if index is None else index
+        return ".".join(str(p) for p in (*self.path, at))
 
     def _mismatch(self, kind: str, name: str | None, found: Entry) -> NondeterminismError:
-        depth = " > ".join(str(frame.pos + 1) for frame in self._stack)
+        top = self.path[0] if self.path else self.pos
+        nested = f" (nested step {self.position()})" if self.path else ""
         return NondeterminismError(
             f"replay of run {self.run_id} of workflow {self.workflow_name!r} reached "
-            f"{describe(kind, name)} at step {depth}, but its journal recorded "
+            f"{describe(kind, name)} at position {top}{nested}, but its journal recorded "
             f"{describe(found[0], found[1])} there: the code changed under a suspended run. "
             "The run stays suspended (status 'blocked') and resumes once code compatible "
-            "with its journal is deployed."
+            "with its journal is deployed (c.patched() lets new code branch around old "
+            "journals)."
         )
+
+    def peek(self) -> Entry | None:
+        """The next recorded entry, without consuming it."""
+        return self.entries[self.pos] if self.pos < len(self.entries) else None
 
     def next(self, kind: str, name: str | None) -> Entry | None:
         """Match the next recorded step; None when execution has gone past the journal."""
-        frame = self._stack[-1]
-        if frame.pos >= len(frame.entries):
+        if self.pos >= len(self.entries):
             return None
-        entry = frame.entries[frame.pos]
+        entry = self.entries[self.pos]
         if entry[0] != kind or entry[1] != name:
             raise self._mismatch(kind, name, entry)
-        frame.pos += 1
+        self.pos += 1
         return entry
 
     def append(self, kind: str, name: str | None, result: Any) -> Entry:
         """Record a new step at the current position."""
-        frame = self._stack[-1]
         entry: Entry = [kind, name, result]
-        frame.entries.append(entry)
-        frame.pos += 1
+        self.entries.append(entry)
+        self.pos += 1
         return entry
 
-    def enter_sideeffect(self, name: str) -> tuple[Entry, bool]:
-        """Match or record a side effect; returns ``(entry, cached)``.
+    def reserve_sideeffect(self, name: str) -> tuple[Entry, str]:
+        """Match or record a side effect at the next position.
 
-        When not cached, the entry is open and its nested frame is entered: call
-        :meth:`leave_sideeffect` when the body ends, however it ends.
+        Returns ``(entry, position)``. The entry is closed (``se`` of length 3 or
+        ``er``) when the call replays from the journal; otherwise it is open, with its
+        nested entries at ``entry[3]`` and its meta at ``entry[4]``.
         """
-        frame = self._stack[-1]
-        if frame.pos < len(frame.entries):
-            entry = frame.entries[frame.pos]
-            if entry[0] not in ("se", "fe") or entry[1] != name:
+        position = self.position()
+        if self.pos < len(self.entries):
+            entry = self.entries[self.pos]
+            if entry[0] not in SIDEEFFECT_KINDS or entry[1] != name:
                 raise self._mismatch("se", name, entry)
-            frame.pos += 1
-            if entry[0] == "se" and len(entry) == 3:
-                return entry, True
-            if len(entry) != 4:
-                entry[:] = ["se", name, None, []]
-        else:
-            entry = ["se", name, None, []]
-            frame.entries.append(entry)
-            frame.pos += 1
-        self._stack.append(_Frame(entry[3]))
-        return entry, False
+            self.pos += 1
+            if entry[0] == "er" or (entry[0] == "se" and len(entry) == 3):
+                return entry, position
+            if entry[0] == "fe" or len(entry) < 4:
+                entry[:] = ["se", name, None, [], {}]
+            elif len(entry) == 4:
+                entry.append({})
+            return entry, position
+        entry = ["se", name, None, [], {}]
+        self.entries.append(entry)
+        self.pos += 1
+        return entry, position
 
-    def leave_sideeffect(self, entry: Entry, *, outcome: str, result: Any = None) -> None:
-        """Leave a side effect's frame: ``outcome`` is "done", "failed" or "suspended"."""
-        self._stack.pop()
-        if outcome == "done":
-            entry[:] = ["se", entry[1], result]
-        elif outcome == "failed":
-            entry[:] = ["fe", entry[1], None]
+
+def is_closed(entry: Entry) -> bool:
+    """Whether a side-effect entry holds its outcome (a result or a journaled error)."""
+    return entry[0] == "er" or (entry[0] == "se" and len(entry) == 3)
+
+
+def close_done(entry: Entry, result: Any) -> None:
+    """Close a side-effect entry with its result (its nested entries are dropped)."""
+    entry[:] = ["se", entry[1], result]
+
+
+def close_failed(entry: Entry, error: dict[str, Any]) -> None:
+    """Close a side-effect entry with a journaled error."""
+    entry[:] = ["er", entry[1], error]
