@@ -205,11 +205,13 @@ class Pass:
                     except Exception as exc:
                         error = exc
                 tg.cancel_scope.cancel()
+            if error is not None:  # decided while the lease is still ours, if it is
+                error = await self._public_error(error)
         finally:
             if not committed:
                 await self.lease.release()
         if error is not None:
-            raise await self._public_error(error)
+            raise error
         if not committed:
             raise LeaseLost(self.store.description)
         return self._results()

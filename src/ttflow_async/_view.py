@@ -36,6 +36,46 @@ logger = logging.getLogger("ttflow_async")
 Rec = dict[str, Any]
 
 
+_BLOB_SHAPES: dict[str, type] = {
+    "hd": dict,
+    "st": dict,
+    "wt": dict,
+    "tm": dict,
+    "ky": dict,
+    "j": dict,
+    "hi": list,
+    "ev": list,
+    "tr": list,
+}
+
+_HEAD_LISTS = ("states", "waits", "timers", "timer_min", "history", "events", "traces")
+
+
+def check_head(head: Any, head_id: str, store: Store) -> dict[str, Any]:
+    """A decoded head blob, or CorruptStateError naming it."""
+    fresh = empty_head()
+    problem = None
+    if not isinstance(head, dict):
+        problem = f"it is a {type(head).__name__}"
+    else:
+        for key in _HEAD_LISTS:
+            value = head.get(key)
+            if not isinstance(value, list) or (
+                key in ("states", "waits", "timers", "timer_min") and len(value) != len(fresh[key])
+            ):
+                problem = f"its {key!r} is {value!r:.60}"
+                break
+        for key in ("next_run", "blocked"):
+            if problem is None and not isinstance(head.get(key), dict):
+                problem = f"its {key!r} is {head.get(key)!r:.60}"
+    if problem is not None:
+        raise CorruptStateError(
+            f"the head blob {head_id} of {store.description} is not a ttflow-async head "
+            f"({problem}); the store was left untouched: restore it from a backup"
+        )
+    return head  # type: ignore[no-any-return]
+
+
 class StoreView:
     """What one pass (or one inspection call) sees of the store, and what it will write.
 
@@ -81,7 +121,7 @@ class StoreView:
         """Read the head blob the root points at."""
         head_id = self.root.get("head")
         if head_id:
-            self.head = (await self.fetch([head_id]))[head_id]
+            self.head = check_head((await self.fetch([head_id]))[head_id], head_id, self.store)
         else:
             self.head = empty_head()
         self.head_loaded = True
@@ -119,12 +159,20 @@ class StoreView:
 
     def _decode(self, blob_id: str, data: bytes) -> Any:
         try:
-            return _json.loads(data)
+            value = _json.loads(data)
         except ValueError as exc:
             raise CorruptStateError(
                 f"blob {blob_id} of {self.store.description} is not valid JSON ({exc}); "
-                "the store was left untouched"
+                "the store was left untouched: restore the blob from a backup"
             ) from None
+        expected = _BLOB_SHAPES.get(blob_id.split("-", 1)[0])
+        if expected is not None and not isinstance(value, expected):
+            raise CorruptStateError(
+                f"blob {blob_id} of {self.store.description} holds a "
+                f"{type(value).__name__} where a {expected.__name__} belongs; the store "
+                "was left untouched: restore the blob from a backup"
+            )
+        return value
 
     def add_blob(self, kind: str, value: Any) -> str:
         """Stage a new blob; returns its id."""
