@@ -442,6 +442,11 @@ class Client:
                 f"{self.store.description} failed ({exc!r}); nothing was changed: call "
                 "again once the store is reachable"
             ) from exc
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            raise CorruptStateError(
+                f"{self.store.description} holds data this engine cannot read ({exc!r}); it "
+                "was left untouched: restore it from a backup or point setup() elsewhere"
+            ) from exc
 
     async def _waiters_of(self, trigger: str) -> tuple[StoreView | None, bool]:
         """Whether a suspended run waits for ``trigger``, and the view that says so."""
@@ -656,6 +661,7 @@ class Client:
         self, lock_timeout: float | None, change: Callable[[StoreView], Awaitable[None]]
     ) -> None:
         """Apply ``change`` to a view under the lease and commit it by the one commit path."""
+        _check_lock_timeout(lock_timeout)
 
         async def call() -> None:
             async with self._holding_lease(lock_timeout) as lease:
@@ -730,6 +736,7 @@ class Client:
 
     async def clear_state(self, *, lock_timeout: float | None = None) -> None:
         """Delete everything in the store (takes the lock)."""
+        _check_lock_timeout(lock_timeout)
 
         async def call() -> None:
             async with self._holding_lease(lock_timeout) as lease:
@@ -757,6 +764,7 @@ class Client:
         say. Also runs by itself after a commit about once an hour. Returns how many
         blobs were deleted.
         """
+        _check_lock_timeout(lock_timeout)
 
         async def call() -> int:
             async with self._holding_lease(lock_timeout) as lease:
