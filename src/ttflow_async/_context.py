@@ -155,7 +155,7 @@ class _Shared:
     wake: dict[str, Any] | None
     nondeterminism: NondeterminismError | None = None
     finished: bool = False
-    fresh_reads: dict[str, Any] = field(default_factory=dict)
+    fresh_reads: dict[str, tuple[bool, Any]] = field(default_factory=dict)
 
 
 # The frame a side-effect body journals into, per task: concurrent bodies each see their
@@ -302,8 +302,7 @@ class RunContext:
         frame, entry = self._next("gs", name)
         if entry is None:
             found, value = await self._host.read_state(name)
-            if found:
-                self._shared.fresh_reads[name] = value
+            self._shared.fresh_reads[name] = (found, value)
             entry = frame.append("gs", name, [value] if found else _ABSENT.copy())
         recorded = entry[2]
         return _json.copy_json(recorded[0]) if recorded else default
@@ -364,8 +363,8 @@ class RunContext:
         frame.append("al", name, None)
 
     def _check_lost_update(self, name: str, found: bool, old: Any) -> None:
-        reads = self._shared.fresh_reads
-        if name in reads and not (found and _same(reads[name], old)):
+        seen = self._shared.fresh_reads.get(name)
+        if seen is not None and not (seen[0] == found and _same(seen[1], old)):
             logger.warning(
                 "run %s of workflow %r read state %r, awaited, and then set it, but another "
                 "run changed %r in between: that run's update is lost. Use "
@@ -379,7 +378,7 @@ class RunContext:
     def _write(self, name: str, found: bool, old: Any, new: Any) -> None:
         self._host.write_state(name, new)
         if name in self._shared.fresh_reads:
-            self._shared.fresh_reads[name] = new
+            self._shared.fresh_reads[name] = (True, new)
         if found and _same(old, new):
             return
         old_value = _json.copy_json(old) if found else None
