@@ -1,0 +1,377 @@
+"""Concurrency inside a run: gather and task groups of side effects, parallel and map (§10.4)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.conftest import MakeClient
+from ttflow_async import (
+    BatchResult,
+    CompletionConfig,
+    RetryPolicy,
+    RunContext,
+)
+
+START = 2_000_000.0
+
+
+class Clock:
+    """A hand-moved clock (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ts(value: Any) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+@pytest.fixture(params=["memory", "local"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+async def test_gather_of_ten_side_effects_replays_with_each_body_run_once(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    runs: list[int] = []
+
+    @client.sideeffect()
+    async def fetch(c: RunContext, n: int) -> int:
+        # Later calls finish first: positions must follow the calls, not completions.
+        await asyncio.sleep(0.002 * (10 - n))
+        runs.append(n)
+        await c.log(f"fetched {n}")
+        return n * n
+
+    @client.workflow()
+    async def fan(c: RunContext) -> list[int]:
+        results = await asyncio.gather(*(fetch(c, n) for n in range(10)))
+        await c.pause_once()
+        again = await asyncio.gather(*(fetch(c, n) for n in range(10, 12)))
+        return [*results, *again]
+
+    assert [r.status for r in await client.run("fan")] == ["paused"]
+    (done,) = await client.run()
+    assert done.status == "succeeded"
+    assert done.result == [n * n for n in range(12)]
+    assert sorted(runs) == list(range(12))
+    assert sorted(done.logs) == sorted(f"fetched {n}" for n in range(12))
+
+
+async def test_task_groups_of_side_effects_work_and_suspend(make_client: MakeClient) -> None:
+    clock = Clock()
+    client = make_client(clock=clock)
+    attempts: dict[str, int] = {}
+
+    @client.sideeffect(retry=RetryPolicy(initial_delay=5, jitter="none"))
+    async def call(c: RunContext, key: str) -> str:
+        attempts[key] = attempts.get(key, 0) + 1
+        await asyncio.sleep(0)
+        if key.endswith("flaky") and attempts[key] == 1:
+            raise ConnectionError(key)
+        return key.upper()
+
+    @client.workflow()
+    async def grouped(c: RunContext) -> list[str]:
+        async with asyncio.TaskGroup() as tg:
+            a = tg.create_task(call(c, "a"))
+            b = tg.create_task(call(c, "b-flaky"))
+        async with anyio.create_task_group() as group:
+            group.start_soon(call, c, "c")
+            group.start_soon(call, c, "d-flaky")
+        return [a.result(), b.result(), await call(c, "e")]
+
+    (first,) = await client.run("grouped")
+    assert first.status == "paused"
+    (paused,) = await client.paused_runs()
+    assert paused.waiting_for["retry"]["sideeffect"] == "call"
+    clock.now += 5
+    (second,) = await client.run()
+    assert second.status == "paused"
+    clock.now += 5
+    (third,) = await client.run()
+    assert third.status == "succeeded"
+    assert third.result == ["A", "B-FLAKY", "E"]
+    assert attempts == {"a": 1, "b-flaky": 2, "c": 1, "d-flaky": 2, "e": 1}
+
+
+async def test_nested_calls_inside_concurrent_side_effects_stay_in_their_frames(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    inner_runs: list[str] = []
+
+    @client.sideeffect()
+    async def inner(c: RunContext, tag: str) -> str:
+        inner_runs.append(tag)
+        return f"<{tag}>"
+
+    @client.sideeffect()
+    async def outer(c: RunContext, tag: str, delay: float) -> str:
+        first = await inner(c, f"{tag}1")
+        await asyncio.sleep(delay)
+        await c.log(f"outer {tag}")
+        second = await inner(c, f"{tag}2")
+        if tag == "x":
+            await c.wait_event("go")
+        return first + second
+
+    @client.workflow()
+    async def nested(c: RunContext) -> list[str]:
+        return list(await asyncio.gather(outer(c, "x", 0.01), outer(c, "y", 0.0)))
+
+    assert [r.status for r in await client.run("nested")] == ["paused"]
+    (done,) = await client.run("go")
+    assert done.status == "succeeded"
+    assert done.result == ["<x1><x2>", "<y1><y2>"]
+    assert sorted(inner_runs) == ["x1", "x2", "y1", "y2"]
+    assert sorted(done.logs) == ["outer x", "outer y"]
+
+
+async def test_parallel_with_a_sleeping_branch_keeps_the_other_results(
+    make_client: MakeClient,
+) -> None:
+    clock = Clock()
+    client = make_client(clock=clock)
+    ran: list[str] = []
+
+    async def quick(c: RunContext) -> str:
+        ran.append("quick")
+        await c.log("quick")
+        return "q"
+
+    async def slow(c: RunContext) -> str:
+        ran.append("slow")
+        await c.sleep(60, name="slow-branch")
+        return "s"
+
+    async def broken(c: RunContext) -> str:
+        ran.append("broken")
+        raise KeyError("nope")
+
+    @client.workflow()
+    async def fan(c: RunContext) -> dict[str, Any]:
+        batch = await c.parallel([quick, slow, broken], name="three")
+        return {
+            "status": batch.status,
+            "reason": batch.completion_reason,
+            "results": batch.get_results(),
+            "errors": [repr(e) for e in batch.get_errors()],
+            "counts": [batch.success_count, batch.failure_count, batch.total_count],
+            "items": [i.status for i in batch.succeeded() + batch.failed()],
+        }
+
+    (first,) = await client.run("fan")
+    assert first.status == "paused"
+    (paused,) = await client.paused_runs()
+    wait = paused.waiting_for
+    assert wait["kind"] == "batch"
+    assert wait["name"] == "three"
+    assert [w["index"] for w in wait["waiting"]] == [1]
+    assert wait["waiting"][0]["waiting_for"]["name"] == "slow-branch"
+    assert ts(wait["due"]) == START + 60
+    assert ts((await client.next_wakeup()) or 0) == START + 60
+    clock.now += 60
+    (done,) = await client.run()
+    assert done.status == "succeeded"
+    assert done.result == {
+        "status": "failed",
+        "reason": "all_completed",
+        "results": ["q", "s"],
+        "errors": [repr(KeyError("nope"))],
+        "counts": [2, 1, 3],
+        "items": ["succeeded", "succeeded", "failed"],
+    }
+    assert sorted(ran) == ["broken", "quick", "slow", "slow"]  # finished branches never rerun
+    assert done.logs == ["quick"]
+
+
+async def test_branches_waiting_for_events_resume_on_each(make_client: MakeClient) -> None:
+    client = make_client()
+
+    async def waiter(c: RunContext, name: str, index: int) -> Any:
+        return await c.wait_event(name)
+
+    @client.workflow()
+    async def gate(c: RunContext) -> list[Any]:
+        batch = await c.map(["a", "b", "a"], waiter, item_namer=lambda item, i: f"{item}{i}")
+        return batch.get_results()
+
+    assert [r.status for r in await client.run("gate")] == ["paused"]
+    (paused,) = await client.paused_runs()
+    assert [w["name"] for w in paused.waiting_for["waiting"]] == ["a0", "b1", "a2"]
+    assert [r.status for r in await client.run("b", {"got": "b"})] == ["paused"]
+    (done,) = await client.run("a", {"got": "a"})
+    assert done.status == "succeeded"
+    assert done.result == [{"got": "a"}, {"got": "b"}, {"got": "a"}]
+
+
+async def test_min_successful_stops_early_and_unstarted_branches_never_run(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    started: list[int] = []
+
+    async def work(c: RunContext, item: int, index: int) -> int:
+        started.append(index)
+        return item * 10
+
+    @client.workflow()
+    async def first_two(c: RunContext) -> dict[str, Any]:
+        batch = await c.map(
+            range(6),
+            work,
+            max_concurrency=1,
+            completion=CompletionConfig(min_successful=2),
+        )
+        return {
+            "reason": batch.completion_reason,
+            "status": batch.status,
+            "results": batch.get_results(),
+            "total": batch.total_count,
+            "statuses": [item.status for item in batch.items],
+        }
+
+    (done,) = await client.run("first_two")
+    assert done.result == {
+        "reason": "min_successful_reached",
+        "status": "succeeded",
+        "results": [0, 10],
+        "total": 6,
+        "statuses": ["succeeded", "succeeded"] + ["not_started"] * 4,
+    }
+    assert started == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("completion", "status", "reason"),
+    [
+        (CompletionConfig(tolerated_failure_count=2), "succeeded", "all_completed"),
+        (CompletionConfig(tolerated_failure_count=1), "failed", "failure_tolerance_exceeded"),
+        (CompletionConfig(tolerated_failure_percentage=40), "succeeded", "all_completed"),
+        (
+            CompletionConfig(tolerated_failure_percentage=39.9),
+            "failed",
+            "failure_tolerance_exceeded",
+        ),
+        (None, "failed", "all_completed"),
+    ],
+)
+async def test_failure_tolerance_by_count_and_percentage(
+    make_client: MakeClient, completion: CompletionConfig | None, status: str, reason: str
+) -> None:
+    client = make_client()
+
+    async def work(c: RunContext, item: int, index: int) -> int:
+        if item in (1, 3):  # 2 failures out of 5 = 40 %
+            raise ValueError(f"item {item}")
+        return item
+
+    @client.workflow()
+    async def tolerant(c: RunContext) -> list[str]:
+        batch = await c.map(range(5), work, max_concurrency=1, completion=completion)
+        return [batch.status, batch.completion_reason]
+
+    (done,) = await client.run("tolerant")
+    assert done.result == [status, reason]
+
+
+async def test_map_never_exceeds_max_concurrency(make_client: MakeClient) -> None:
+    client = make_client()
+    in_flight = 0
+    peak = 0
+
+    @client.sideeffect()
+    async def io(c: RunContext, n: int) -> int:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)
+        in_flight -= 1
+        return n
+
+    async def item(c: RunContext, n: int, index: int) -> int:
+        return await io(c, n)
+
+    @client.workflow()
+    async def wide(c: RunContext) -> int:
+        batch = await c.map(range(1000), item, max_concurrency=8)
+        batch.throw_if_error()
+        return sum(batch.get_results())
+
+    (done,) = await client.run("wide")
+    assert done.result == sum(range(1000))
+    assert peak == 8
+
+
+async def test_nested_parallels_resume(make_client: MakeClient) -> None:
+    client = make_client()
+    runs: list[str] = []
+
+    async def leaf(c: RunContext, tag: str, index: int) -> str:
+        runs.append(tag)
+        if tag == "b2":
+            await c.pause_once()
+        return tag
+
+    async def group(c: RunContext, tags: list[str], index: int) -> list[Any]:
+        inner: BatchResult = await c.map(tags, leaf)
+        return inner.get_results()
+
+    @client.workflow()
+    async def tree(c: RunContext) -> list[Any]:
+        outer = await c.map([["a1", "a2"], ["b1", "b2"]], group, name="outer")
+        return outer.get_results()
+
+    assert [r.status for r in await client.run("tree")] == ["paused"]
+    (paused,) = await client.paused_runs()
+    assert paused.waiting_for["kind"] == "batch"
+    assert paused.waiting_for["waiting"][0]["waiting_for"]["kind"] == "batch"
+    (done,) = await client.run()
+    assert done.result == [["a1", "a2"], ["b1", "b2"]]
+    assert sorted(runs) == ["a1", "a2", "b1", "b2", "b2"]
+
+
+async def test_bad_batch_options_are_refused(make_client: MakeClient) -> None:
+    client = make_client()
+    with pytest.raises(ValueError, match="tolerated_failure_percentage"):
+        CompletionConfig(tolerated_failure_percentage=101)
+
+    async def branch(c: RunContext) -> None:
+        return None
+
+    @client.workflow()
+    async def zero(c: RunContext) -> None:
+        await c.parallel([branch], max_concurrency=0)
+
+    (result,) = await client.run("zero")
+    assert result.status == "failed"
+    assert "max_concurrency" in (result.error_message or "")
+
+
+async def test_using_the_parent_context_inside_a_branch_blocks_the_run(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def confused(c: RunContext) -> None:
+        async def branch(child: RunContext) -> None:
+            await c.log("wrong context")
+
+        await c.parallel([branch, branch])
+
+    (result,) = await client.run("confused")
+    assert result.status == "blocked"
+    assert "c.parallel" in (result.error_message or "")
