@@ -33,10 +33,13 @@ from ._errors import UnknownTriggerError as UnknownTriggerError
 from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
 from ._errors import WorkflowDirectCallError as WorkflowDirectCallError
 from ._errors import WorkflowTimeoutError as WorkflowTimeoutError
+from ._records import CheckResult as CheckResult
 from ._records import ContextData as ContextData
 from ._records import EventLogEntry as EventLogEntry
+from ._records import LockInfo as LockInfo
 from ._records import PausedRun as PausedRun
 from ._records import RunHistoryEntry as RunHistoryEntry
+from ._records import RunInfo as RunInfo
 from ._records import StateChange as StateChange
 from ._records import Trace as Trace
 from ._records import TraceExecution as TraceExecution
@@ -58,6 +61,7 @@ __all__ = [
     "BlobNotFound",
     "CallbackFailed",
     "CallbackTimeout",
+    "CheckResult",
     "ChildWorkflowError",
     "Client",
     "CompletionConfig",
@@ -66,12 +70,14 @@ __all__ = [
     "EventLogEntry",
     "EventWaitTimeout",
     "InvalidStateError",
+    "LockInfo",
     "NondeterminismError",
     "PausedRun",
     "RetryPolicy",
     "RootConflict",
     "RunContext",
     "RunHistoryEntry",
+    "RunInfo",
     "SideeffectError",
     "SideeffectInterrupted",
     "SideeffectUsageError",

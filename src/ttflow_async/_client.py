@@ -38,6 +38,7 @@ from ._errors import (
 )
 from ._lease import Clock, Lease, LeaseLost, lease_is_live
 from ._records import (
+    CheckResult,
     EventLogEntry,
     LockInfo,
     PausedRun,
@@ -614,6 +615,17 @@ class Client:
             return _json.copy_json(value) if found else default
 
         return await self._inspect(read)
+
+    async def check(self) -> list[CheckResult]:
+        """Dry-replay every suspended and blocked run against the code now loaded.
+
+        Nothing is written and no lease is taken: each run is reported ``ok`` or, with
+        ``problem`` naming the position, as a run the loaded code would block. Run it
+        before deploying new code (``ttflow-async check`` in CI).
+        """
+        from ._check import check_runs
+
+        return await self._inspect(lambda view: check_runs(self._registry, view, self.clock))
 
     async def is_locked(self) -> bool:
         """Whether a live lease is held on the store."""
