@@ -580,16 +580,20 @@ class Pass:
             return "paused", None, suspend.waiting
         except PassAborted:
             return None, None, None
-        except Exception as exc:
-            if context.nondeterminism is not None:
-                return "blocked", repr(context.nondeterminism), None
-            return "failed", exc, None
         except BaseException as exc:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
+            leaves = _leaves(exc)
+            if any(isinstance(e, PassAborted) for e in leaves):
+                return None, None, None
+            if any(isinstance(e, anyio.get_cancelled_exc_class()) for e in leaves):
                 # The pass's own cancellation (or the run's time budget) is delivered
                 # again here; a CancelledError the workflow raised by itself is not.
                 await anyio.lowlevel.checkpoint_if_cancelled()
-            return "failed", exc, None
+            settled = context.settle(exc)  # a group of suspensions stands for one
+            if context.nondeterminism is not None:
+                return "blocked", repr(context.nondeterminism), None
+            if isinstance(settled, Suspend):
+                return "paused", None, settled.waiting
+            return "failed", settled, None
         finally:
             context.close()
         if context.nondeterminism is not None:
@@ -683,6 +687,12 @@ class Pass:
             )
             for run_id, o in self.outcomes.items()
         ]
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def check_positive(name: str, value: object) -> float:
