@@ -34,12 +34,6 @@ def ts(value: Any) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
-@pytest.fixture(params=["memory", "local"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
-
-
 async def test_gather_of_ten_side_effects_replays_with_each_body_run_once(
     make_client: MakeClient,
 ) -> None:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import anyio
-import pytest
 
 from tests.conftest import MakeClient
 from ttflow_async import (
@@ -23,12 +22,6 @@ from ttflow_async import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(params=["memory", "local"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
 
 
 def build(spec: str, body_log: Path, **options: object) -> Client:

@@ -51,12 +51,6 @@ class Coded(Exception):
         return f"code {self.code}"
 
 
-@pytest.fixture(params=["memory", "local"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    kind: str = request.param
-    return kind
-
-
 async def test_decorators_work_without_parentheses(make_client: MakeClient) -> None:
     client = make_client()
 

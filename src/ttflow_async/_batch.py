@@ -280,7 +280,7 @@ async def run_batch(
                 value = _json.normalize(value, f"the result of branch {index}")
             except Suspend as suspended:
                 waits[index] = (
-                    context.suspension.waiting if context.suspension else suspended.waiting
+                    context._suspension.waiting if context._suspension else suspended.waiting
                 )
                 return
             except Exception as exc:

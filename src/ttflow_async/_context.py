@@ -219,8 +219,8 @@ class RunContext:
         self._shared.nondeterminism = error
 
     @property
-    def suspension(self) -> Suspend | None:
-        """The suspension this run is waiting on, if a call suspended it."""
+    def _suspension(self) -> Suspend | None:
+        """The suspension this run (or branch) is waiting on, if a call suspended it."""
         return self._suspended
 
     def get_context_data(self) -> ContextData:
@@ -292,7 +292,7 @@ class RunContext:
             if combined is not first:
                 first.clear()
                 first.update(combined)
-        return Suspend(waiting)
+        return Suspend(self._suspended.waiting)
 
     # -- state --------------------------------------------------------------------------
 
@@ -334,9 +334,15 @@ class RunContext:
             found, old = await self._host.read_state(name)
             # No await from here to the write: this is what makes the update atomic.
             current = _json.copy_json(old) if found else _json.copy_json(default)
-            new = _json.normalize(fn(current), f"the value fn returned for state {name!r}")
-            if inspect.isawaitable(new):
-                raise InvalidStateError(f"update_state({name!r}, fn): fn must be a plain function")
+            produced = fn(current)
+            if inspect.isawaitable(produced):
+                if inspect.iscoroutine(produced):
+                    produced.close()
+                raise InvalidStateError(
+                    f"update_state({name!r}, fn): fn must be a plain function old -> new, "
+                    "not a coroutine function (an await would break the atomic update)"
+                )
+            new = _json.normalize(produced, f"the value fn returned for state {name!r}")
             self._write(name, found, old, new)
             entry = frame.append("us", name, [new])
         return _json.copy_json(entry[2][0])

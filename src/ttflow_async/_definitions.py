@@ -202,7 +202,7 @@ def _settling(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]
             if settled is group:
                 raise
             raise settled from None
-        pending = getattr(context, "suspension", None)
+        pending = getattr(context, "_suspension", None)
         if pending is not None:
             raise pending
         return value
