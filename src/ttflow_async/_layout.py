@@ -30,7 +30,14 @@ from . import _json
 from ._errors import CorruptStateError
 
 FORMAT = "ttflow-async"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Written by this engine. Version 2 added the optional head keys ``keys``,
+``consumed`` and ``pending`` and history/run-record keys; it moved the consumed inbox
+ids from the root into the head, which an engine of version 1 would not see."""
+
+READ_VERSIONS = (1, 2)
+"""Read (and resumed) by this engine; a version-1 store becomes version 2 at its first
+commit."""
 
 STATE_SHARDS = 16
 WAIT_SHARDS = 64
@@ -90,10 +97,11 @@ def decode_root(data: bytes, where: str) -> dict[str, Any]:
             f"{where} holds data that is not a ttflow-async store; it was left untouched: "
             "move it aside or point setup() at another location"
         )
-    if root.get("v") != FORMAT_VERSION:
+    if root.get("v") not in READ_VERSIONS:
         raise CorruptStateError(
             f"{where} holds a ttflow-async store of format version {root.get('v')!r}, but this "
-            f"engine reads version {FORMAT_VERSION}; upgrade ttflow-async to read it"
+            f"engine reads versions {', '.join(map(str, READ_VERSIONS))}; upgrade "
+            "ttflow-async to read it"
         )
     return root
 

@@ -14,6 +14,7 @@ from ._concurrency import gather
 from ._errors import CorruptStateError
 from ._layout import (
     EVENT_LOG_CAP,
+    FORMAT_VERSION,
     HISTORY_CAP,
     KEY_SHARDS,
     TRACE_CAP,
@@ -451,7 +452,8 @@ async def commit_view(view: StoreView, lease: Lease, *, consumed: list[str] | No
     view.head["consumed"] = list(consumed or [])
     head_id = await view.stage_head()
     await view.store.put_blobs(view.new_blobs)
-    await lease.write({**lease.root, "head": head_id, "consumed": []}, keep=False)
+    root = {**lease.root, "v": FORMAT_VERSION, "head": head_id, "consumed": []}
+    await lease.write(root, keep=False)  # a version-1 root is migrated here
     view.root = lease.root
     view.version = lease.version
 
