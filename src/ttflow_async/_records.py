@@ -17,7 +17,7 @@ def to_datetime(epoch: float) -> datetime:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class WorkflowRunResult(_Record):
