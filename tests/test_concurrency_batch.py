@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,9 +18,11 @@ import pytest
 from tests.conftest import MakeClient
 from ttflow_async import (
     BatchResult,
+    Client,
     CompletionConfig,
     RetryPolicy,
     RunContext,
+    setup,
 )
 
 START = 2_000_000.0
@@ -369,3 +377,77 @@ async def test_using_the_parent_context_inside_a_branch_blocks_the_run(
     (result,) = await client.run("confused")
     assert result.status == "blocked"
     assert "c.parallel" in (result.error_message or "")
+
+
+def build_fanout(spec: str, body_log: Path, **options: Any) -> Client:
+    """The client of the mid-parallel crash test, the same in the killed process and here."""
+    client = setup(spec, **options)
+
+    @client.sideeffect()
+    async def work(c: RunContext, tag: str) -> str:
+        with body_log.open("a") as log:
+            log.write(f"{tag}\n")
+        if tag == "b":
+            await asyncio.sleep(float(os.environ.get("WORK_SECONDS", "0")))
+        return tag.upper()
+
+    async def branch_a(c: RunContext) -> str:
+        return await work(c, "a")
+
+    async def branch_b(c: RunContext) -> str:
+        await c.pause_once()
+        return await work(c, "b")
+
+    @client.workflow()
+    async def fanout(c: RunContext) -> list[Any]:
+        batch = await c.parallel([branch_a, branch_b], name="ab")
+        return batch.get_results()
+
+    return client
+
+
+FANOUT_CHILD = """
+import asyncio, sys
+from pathlib import Path
+from tests.test_concurrency_batch import build_fanout
+
+async def main() -> None:
+    client = build_fanout(sys.argv[1], Path(sys.argv[2]))
+    await client.run("fanout")
+    await client.run()
+
+asyncio.run(main())
+"""
+
+
+def test_a_crash_mid_parallel_reruns_no_finished_branch(tmp_path: Path) -> None:
+    spec = f"local:{tmp_path / 'store' / 'state.json'}"
+    body_log = tmp_path / "bodies.txt"
+    child = subprocess.Popen(
+        [sys.executable, "-c", FANOUT_CHILD, spec, str(body_log)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "WORK_SECONDS": "3600"},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "b" not in (body_log.read_text().split() if body_log.exists() else []):
+            assert child.poll() is None, "the child process ended before branch b started"
+            assert time.monotonic() < deadline, "branch b never started"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+
+    client = build_fanout(spec, body_log, clock=lambda: time.time() + 120)
+
+    async def resume() -> list[Any]:
+        (result,) = await client.run()
+        assert result.status == "succeeded"
+        return list(result.result)
+
+    assert anyio.run(resume) == ["A", "B"]
+    assert body_log.read_text().split() == ["a", "b", "b"]  # a ran once; b's pass died
