@@ -81,6 +81,8 @@ def _public_waiting(wait: dict[str, Any]) -> dict[str, Any]:
     for key, value in wait.items():
         if key in _ENGINE_WAIT_KEYS or key == "kind":
             continue
+        if kind == "batch" and key in ("due", "concurrent"):
+            continue  # the index's earliest due time, not part of the public shape
         if key == "due":
             public["due"] = None if value is None else to_datetime(value)
         elif key == "waiting" and isinstance(value, list):
