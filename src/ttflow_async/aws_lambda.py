@@ -14,27 +14,28 @@ loop for the life of the execution environment and keeps the client entered
 (``async with client``) across warm invocations: store connections are opened on the
 first invocation and reused by the next ones.
 
-What it accepts:
+What it takes (docs/lambda.md has the table of every event kind):
 
-* **HTTP**: API Gateway REST (v1) and HTTP (v2) APIs, Lambda function URLs and
-  Application Load Balancer targets, with a JSON body
-  ``{"trigger_name": ..., "args": ...}`` (fire a trigger and run),
-  ``{"event": ..., "args": ...}`` (send an event and run) or no body (resume what is
-  ready); base64 bodies too. Responses: 200 with the results, 202 when another runner
-  holds the lock (the trigger or event is queued and fires in a later pass), 400 with
-  the reason for a bad body or an unknown trigger, 500 when the store fails.
-* **Scheduled events** (EventBridge / CloudWatch Events): a plain resume ``run()``. An
-  EventBridge event whose ``detail`` has ``trigger_name`` or ``event`` is handled like
-  a direct invocation with that detail.
-* **Direct invocations** with the same JSON as the HTTP body (or ``{}`` to resume).
-  The response is the HTTP body as a dict, with ``statusCode`` added.
-* **SQS**: every record's body is an event ``{"event": ..., "args": ...}``; each is
-  sent with ``send_event``, then one ``run()`` delivers them. Records that cannot be
-  stored are reported in ``batchItemFailures`` (enable ``ReportBatchItemFailures``
-  on the event source mapping) so that SQS redelivers only those.
+* **HTTP** (API Gateway REST and HTTP APIs, function URLs, ALB targets): ``POST`` with
+  a JSON body ``{"trigger_name": ..., "args": ...}``, ``{"event": ..., "args": ...}``
+  or none (resume what is ready). Other methods get 405 and other paths (with
+  ``path=``) 404, with no pass. 200 with the results (summarised, with
+  ``"truncated": true``, above the platform's size limit), 202 under a held lock, 400
+  for a bad body, 500 when the store fails. ALB requests with multi-value headers are
+  answered with ``multiValueHeaders``.
+* **Scheduled events** (EventBridge / CloudWatch Events ``Scheduled Event``): a
+  resume ``run()``. Another EventBridge event needs a ``detail`` with ``trigger_name``
+  or ``event``; without one it is refused.
+* **Direct invocations** with the same JSON as the HTTP body (or ``{}``).
+* **SQS**: every record's body is an event, sent with ``send_event`` keyed by the
+  message id (a redelivered message is not delivered twice), then one ``run()``.
+  Bad records are reported in ``batchItemFailures``; in a FIFO queue the first
+  failure also fails every later record of the batch, keeping group order.
 
-The handler never raises for bad input; store failures of an HTTP or direct
-request become a 500 response, logged on the ``ttflow_async.aws_lambda`` logger.
+Every other event (authorizer requests, S3, SNS, Kinesis, DynamoDB streams, Cognito,
+...) is refused loudly: logged at ERROR on the ``ttflow_async.aws_lambda`` logger with
+its kind, and raised as :class:`UnsupportedEventError`, so that asynchronous and
+stream sources retry and then dead-letter it instead of dropping it silently.
 """
 
 from __future__ import annotations
@@ -45,57 +46,84 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from . import Client, InvalidStateError, StateLockedError, TtflowError, UnknownTriggerError
+from ._entry import external_name_problem, locked_sentence, short
+from ._lambda_events import BODY_KEYS, CLAIMED, event_kind
 
-__all__ = ["LambdaHandler", "lambda_handler"]
+__all__ = ["LambdaHandler", "UnsupportedEventError", "event_kind", "lambda_handler"]
 
 logger = logging.getLogger("ttflow_async.aws_lambda")
 
-_BODY_KEYS = frozenset({"trigger_name", "event", "args"})
+# Lambda's synchronous response limit is 6 MB (6,291,456 bytes) and ALB's body limit
+# 1 MB; the handler stays below both with room for the envelope.
+LAMBDA_RESPONSE_LIMIT = 6_000_000
+ALB_RESPONSE_LIMIT = 1_000_000
+
+
+class UnsupportedEventError(TtflowError):
+    """Raised by the handler for an event it does not take (authorizers, S3, SNS, ...)."""
 
 
 class BadRequest(Exception):
     """A request the handler cannot act on; its message is the reason given back."""
 
 
-def lambda_handler(client: Client, *, lock_timeout: float | None = None) -> LambdaHandler:
+def lambda_handler(
+    client: Client, *, lock_timeout: float | None = None, path: str | None = None
+) -> LambdaHandler:
     """Build a Lambda handler ``handler(event, context)`` for ``client``.
 
     Args:
         client: the client whose workflows the function runs.
         lock_timeout: how long a ``run()`` waits for another runner's lock before the
-            request is answered 202 (queued); ``None`` answers at once.
+            request is answered 202; ``None`` answers at once.
+        path: the only HTTP path that is served (others get 404); ``None`` serves any.
     """
-    return LambdaHandler(client, lock_timeout=lock_timeout)
+    return LambdaHandler(client, lock_timeout=lock_timeout, path=path)
 
 
 def _json_loads(text: str) -> Any:
     def reject_constant(name: str) -> Any:
         raise ValueError(f"{name} is not allowed in strict JSON")
 
-    return json.loads(text, parse_constant=reject_constant)
+    try:
+        return json.loads(text, parse_constant=reject_constant)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
 
 
-def _is_http(event: Mapping[str, Any]) -> bool:
-    return "requestContext" in event and (
-        "httpMethod" in event or "routeKey" in event or event.get("version") == "2.0"
-    )
+def _refuse(kind: str, event: Mapping[str, Any] | Any) -> UnsupportedEventError:
+    keys = sorted(str(k) for k in event)[:8] if isinstance(event, Mapping) else []
+    if kind == "api-gateway-authorizer":
+        message = (
+            "An API Gateway Lambda authorizer event reached the ttflow-async handler; "
+            "it runs no pass and returns no policy, so configure another function as "
+            "the authorizer."
+        )
+    elif kind == "eventbridge":
+        message = (
+            f"An EventBridge event from {short(str(event.get('source')))} has no detail "
+            "with trigger_name or event, so it was refused without a pass; narrow the "
+            "rule's pattern or put the trigger in the target's input."
+        )
+    else:
+        message = (
+            f"A {kind} event (keys {keys}) is not one the ttflow-async handler takes; "
+            "send HTTP requests, schedules, SQS messages or direct invocations."
+        )
+    logger.error("refused event of kind %s: %s", kind, message)
+    return UnsupportedEventError(message)
 
 
-def _is_sqs(event: Mapping[str, Any]) -> bool:
-    records = event.get("Records")
-    return (
-        isinstance(records, list)
-        and bool(records)
-        and all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records)
-    )
-
-
-def _is_eventbridge(event: Mapping[str, Any]) -> bool:
-    return "detail-type" in event and "source" in event
+def _http_method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    if isinstance(http, Mapping):
+        return str(http.get("method", "")).upper(), str(event.get("rawPath") or http.get("path"))
+    return str(event.get("httpMethod", "")).upper(), str(event.get("path", ""))
 
 
 def _http_body(event: Mapping[str, Any]) -> Any:
@@ -104,22 +132,22 @@ def _http_body(event: Mapping[str, Any]) -> Any:
     if body is None or body == "":
         return None
     if not isinstance(body, str):
-        raise BadRequest("the request body must be a string")
+        raise BadRequest("The request body must be a string.")
     if event.get("isBase64Encoded"):
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest("the request body is marked base64 but is not valid base64") from None
+            raise BadRequest("The request body is marked base64 but is not valid base64.") from None
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise BadRequest("the request body is not UTF-8 text") from None
+            raise BadRequest("The request body is not UTF-8 text.") from None
     if not body.strip():
         return None
     try:
         return _json_loads(body)
     except ValueError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
 
 
 def parse_request(payload: Any) -> tuple[str, str | None, Any]:
@@ -134,30 +162,61 @@ def parse_request(payload: Any) -> tuple[str, str | None, Any]:
         return "resume", None, None
     if not isinstance(payload, Mapping):
         raise BadRequest(
-            'the body must be a JSON object like {"trigger_name": "hello", "args": {}} or '
-            f'{{"event": "approved", "args": {{}}}}, not a JSON {type(payload).__name__}'
+            'The body must be a JSON object like {"trigger_name": "hello", "args": {}}, '
+            f"not a JSON {type(payload).__name__}."
         )
-    unknown = sorted(set(payload) - _BODY_KEYS)
+    unknown = sorted(short(str(k), 30) for k in set(payload) - BODY_KEYS)
     if unknown:
         raise BadRequest(
-            f"unknown keys {unknown}; the accepted keys are trigger_name, event and args"
+            f"Unknown keys {', '.join(unknown[:5])}; "
+            "the accepted keys are trigger_name, event and args."
         )
     has_trigger, has_event = "trigger_name" in payload, "event" in payload
     if has_trigger and has_event:
-        raise BadRequest("give either trigger_name or event, not both")
+        raise BadRequest("Give either trigger_name or event, not both.")
     if not has_trigger and not has_event:
         if "args" in payload:
-            raise BadRequest("args were given without a trigger_name or an event to receive them")
+            raise BadRequest("Args were given without a trigger_name or an event to receive them.")
         return "resume", None, None
     key = "trigger_name" if has_trigger else "event"
     name = payload[key]
-    if not isinstance(name, str) or not name:
-        raise BadRequest(f"{key} must be a non-empty string")
+    problem = external_name_problem(name, key)
+    if problem is not None:
+        raise BadRequest(problem)
     return ("trigger" if has_trigger else "event"), name, payload.get("args")
 
 
-def _results_json(results: list[Any]) -> list[Any]:
-    return [result.model_dump(mode="json") for result in results]
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+
+
+def _capped(body: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``body``, with its results summarised (and cut) when it exceeds ``limit`` bytes."""
+    if len(_dumps(body)) <= limit or "results" not in body:
+        return body
+    keep = ("workflow_name", "run_id", "status", "error_message", "triggered_by")
+    summaries: list[dict[str, Any]] = []
+    used = 200
+    for result in body["results"]:
+        summary = {k: result.get(k) for k in keep}
+        if summary["error_message"] is not None:
+            summary["error_message"] = summary["error_message"][:500]
+        size = len(_dumps(summary)) + 1
+        if used + size > limit:
+            break
+        summaries.append(summary)
+        used += size
+    return {
+        **body,
+        "results": summaries,
+        "truncated": True,
+        "runs": len(body["results"]),
+        "note": (
+            f"The full results exceed {limit} bytes, so logs and values are left out"
+            + ("." if len(summaries) == len(body["results"]) else " and the list is cut.")
+            + " Read them with run_history() or run_logs()."
+        ),
+    }
 
 
 class LambdaHandler:
@@ -167,9 +226,12 @@ class LambdaHandler:
     the loop (Lambda itself never needs it; tests and local scripts may).
     """
 
-    def __init__(self, client: Client, *, lock_timeout: float | None = None) -> None:
+    def __init__(
+        self, client: Client, *, lock_timeout: float | None = None, path: str | None = None
+    ) -> None:
         self.client = client
         self.lock_timeout = lock_timeout
+        self.path = None if path is None else "/" + path.strip("/")
         self._runner: asyncio.Runner | None = None
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -197,32 +259,78 @@ class LambdaHandler:
         return self.client
 
     async def handle(self, event: Any) -> dict[str, Any]:
-        """Handle one event on the running loop; the coroutine behind ``__call__``."""
-        if isinstance(event, Mapping) and _is_sqs(event):
-            return await self._handle_sqs(event["Records"])
-        if isinstance(event, Mapping) and _is_http(event):
-            status, body = await self._handle_request(lambda: _http_body(event))
-            return {
-                "statusCode": status,
-                "headers": {"Content-Type": "application/json"},
-                "body": json.dumps(body, ensure_ascii=False),
-                "isBase64Encoded": False,
-            }
-        if isinstance(event, Mapping) and _is_eventbridge(event):
-            detail = event.get("detail")
-            if isinstance(detail, Mapping) and ("trigger_name" in detail or "event" in detail):
-                status, body = await self._handle_request(lambda: detail)
-            else:
-                status, body = await self._handle_request(lambda: None)
-            return {"statusCode": status, **body}
-        status, body = await self._handle_request(lambda: event if event != {} else None)
-        return {"statusCode": status, **body}
+        """Handle one event on the running loop; the coroutine behind ``__call__``.
 
-    async def _handle_request(self, read_payload: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
+        Raises:
+            UnsupportedEventError: the event is of a kind the handler does not take.
+        """
+        kind = event_kind(event)
+        if kind not in CLAIMED:
+            raise _refuse(kind, event)
+        if kind == "sqs":
+            return await self._handle_sqs(event["Records"])
+        if kind in ("http", "alb"):
+            return await self._handle_http(event, alb=kind == "alb")
+        if kind == "eventbridge":
+            detail = event.get("detail")
+            if not isinstance(detail, Mapping) or not set(detail) & {"trigger_name", "event"}:
+                raise _refuse(kind, event)
+            status, body = await self._answer(detail, source=kind)
+        elif kind == "schedule":
+            status, body = await self._answer(None, source=kind)
+        else:
+            status, body = await self._answer(event if event != {} else None, source=kind)
+        return {"statusCode": status, **_capped(body, LAMBDA_RESPONSE_LIMIT)}
+
+    async def _handle_http(self, event: Mapping[str, Any], *, alb: bool) -> dict[str, Any]:
+        method, path = _http_method_and_path(event)
+        extra: dict[str, str] = {}
+        if method != "POST":
+            status, body = (
+                405,
+                {
+                    "status": "invalid",
+                    "error": f"Method {short(method, 10)} is not allowed; send a POST.",
+                },
+            )
+            extra["Allow"] = "POST"
+        elif self.path is not None and "/" + path.strip("/") != self.path:
+            status, body = (
+                404,
+                {
+                    "status": "invalid",
+                    "error": f"Nothing is served at {short(path)}; POST to {self.path}.",
+                },
+            )
+        else:
+            try:
+                payload = _http_body(event)
+            except BadRequest as exc:
+                status, body = 400, {"status": "invalid", "error": str(exc)}
+            else:
+                status, body = await self._answer(payload, source="http")
+        limit = ALB_RESPONSE_LIMIT if alb else LAMBDA_RESPONSE_LIMIT
+        headers = {"Content-Type": "application/json", **extra}
+        response: dict[str, Any] = {
+            "statusCode": status,
+            "body": _dumps(_capped(body, limit)),
+            "isBase64Encoded": False,
+        }
+        if alb:
+            response["statusDescription"] = f"{status} {_REASONS.get(status, '')}".strip()
+        if alb and "multiValueHeaders" in event:
+            response["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+        else:
+            response["headers"] = headers
+        return response
+
+    async def _answer(self, payload: Any, *, source: str) -> tuple[int, dict[str, Any]]:
         try:
-            kind, name, args = parse_request(read_payload())
+            kind, name, args = parse_request(payload)
         except BadRequest as exc:
+            self._log_invalid(source, str(exc))
             return 400, {"status": "invalid", "error": str(exc)}
+        what = "the event" if kind == "event" else "the trigger"
         try:
             client = await self._entered_client()
             if kind == "event" and name is not None:
@@ -235,46 +343,64 @@ class LambdaHandler:
             return 202, {
                 "status": "queued" if queued else "locked",
                 "queued": queued,
-                "message": (
-                    f"{exc} It fires exactly once, in a later pass."
-                    if queued
-                    else f"{exc} Nothing was queued: the runner holding the lock runs what is due."
+                "message": locked_sentence(
+                    queued=queued,
+                    what=what,
+                    otherwise="the runner holding it runs what is due",
                 ),
             }
-        except (UnknownTriggerError, InvalidStateError) as exc:
-            return 400, {"status": "invalid", "error": str(exc)}
+        except UnknownTriggerError:
+            error = f"No workflow listens to the trigger {short(str(name))}; check the name."
+            self._log_invalid(source, error)
+            return 400, {"status": "invalid", "error": error}
+        except InvalidStateError as exc:
+            self._log_invalid(source, str(exc))
+            return 400, {"status": "invalid", "error": str(exc)[:1000]}
         except TtflowError as exc:
             logger.exception("the run failed in the store")
             return 500, {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-        return 200, {"status": "done", "results": _results_json(results)}
+        return 200, {"status": "done", "results": [r.model_dump(mode="json") for r in results]}
+
+    @staticmethod
+    def _log_invalid(source: str, reason: str) -> None:
+        # An HTTP caller reads the 400; other sources discard it, so say it louder.
+        level = logging.WARNING if source == "http" else logging.ERROR
+        logger.log(level, "refused a %s request: %s", source, reason[:300])
 
     async def _handle_sqs(self, records: list[Mapping[str, Any]]) -> dict[str, Any]:
         failures: list[dict[str, str]] = []
+        fifo = any(
+            str(r.get("eventSourceARN", "")).endswith(".fifo")
+            or "MessageGroupId" in (r.get("attributes") or {})
+            for r in records
+        )
         client: Client | None = None
         try:
             client = await self._entered_client()
         except TtflowError:
             logger.exception("could not open the store for an SQS batch")
+        sent = 0
         for record in records:
             message_id = str(record.get("messageId", ""))
-            if client is None:
+            if client is None or (fifo and failures):
                 failures.append({"itemIdentifier": message_id})
                 continue
             try:
                 name, args = self._sqs_event(record)
-                await client.send_event(name, args)
-            except BadRequest as exc:
-                logger.error("SQS message %s is not an event: %s", message_id, exc)
+                await client.send_event(name, args, key=f"sqs:{message_id}")
+                sent += 1
+            except (BadRequest, InvalidStateError) as exc:
+                logger.error("SQS message %s is not a usable event: %s", message_id, exc)
                 failures.append({"itemIdentifier": message_id})
             except TtflowError:
                 logger.exception("SQS message %s could not be stored", message_id)
                 failures.append({"itemIdentifier": message_id})
-        if client is not None and len(failures) < len(records):
+        if client is not None and sent:
             # The events are in the inbox now: a locked or failed run loses none of them,
-            # so the batch is not failed (a redelivery would send them twice).
+            # so their records are not failed (a redelivery would only repeat the send).
             try:
                 results = await client.run(lock_timeout=self.lock_timeout)
-                logger.info("ran %d workflow runs for %d SQS messages", len(results), len(records))
+                logger.info("ran %d workflow runs for %d SQS messages", len(results), sent)
             except StateLockedError:
                 logger.info("the store is locked: its runner or the next run delivers the events")
             except TtflowError:
@@ -294,3 +420,13 @@ class LambdaHandler:
         if kind != "event" or name is None:
             raise BadRequest('an SQS message must be an event: {"event": "name", "args": ...}')
         return name, args
+
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+}
