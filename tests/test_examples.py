@@ -191,7 +191,7 @@ def test_lambda_example_handles_every_kind_of_event(examples_env: dict[str, str]
     assert '"itemIdentifier": "m2"' in done.stdout
     assert "order 7 confirmed" in done.stdout
     assert "Hello, λ!" in done.stdout
-    assert "unknown keys ['oops']" in done.stdout
+    assert "Unknown keys 'oops'" in done.stdout
 
 
 def test_lambda_template_is_valid_sam() -> None:
