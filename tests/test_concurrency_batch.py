@@ -451,3 +451,36 @@ def test_a_crash_mid_parallel_reruns_no_finished_branch(tmp_path: Path) -> None:
 
     assert anyio.run(resume) == ["A", "B"]
     assert body_log.read_text().split() == ["a", "b", "b"]  # a ran once; b's pass died
+
+
+async def test_gather_siblings_of_a_suspended_call_do_not_outlive_the_run(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+    finished: list[str] = []
+
+    @client.sideeffect()
+    async def waits(c: RunContext) -> Any:
+        return await c.wait_event("go")
+
+    @client.sideeffect()
+    async def slow(c: RunContext) -> str:
+        await asyncio.sleep(0.05)
+        finished.append("slow")
+        await c.log("slow done")
+        return "slow"
+
+    @client.workflow()
+    async def pair(c: RunContext) -> list[Any]:
+        return list(await asyncio.gather(waits(c), slow(c)))
+
+    (first,) = await client.run("pair")
+    assert first.status == "paused"
+    await asyncio.sleep(0.1)
+    assert finished == []  # cancelled with the run, not left running past the pass
+    finished.clear()
+    (done,) = await client.run("go", 1)
+    assert done.status == "succeeded"
+    assert done.result == [1, "slow"]
+    assert done.logs == ["slow done"]
+    assert finished == ["slow"]

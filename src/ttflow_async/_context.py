@@ -119,6 +119,13 @@ def _current_task_id() -> int:
         return anyio.get_current_task().id
 
 
+def _current_asyncio_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # not on asyncio: there are no gather orphans to cancel
+        return None
+
+
 def _same(old: Any, new: Any) -> bool:
     return bool(old == new) and _json.dumps(old) == _json.dumps(new)
 
@@ -156,6 +163,7 @@ class _Shared:
     nondeterminism: NondeterminismError | None = None
     finished: bool = False
     fresh_reads: dict[str, tuple[bool, Any]] = field(default_factory=dict)
+    spawned: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 # The frame a side-effect body journals into, per task: concurrent bodies each see their
@@ -228,8 +236,15 @@ class RunContext:
         return ContextData(run_id=self._run.run_id, workflow_name=self._run.workflow_name)
 
     def close(self) -> None:
-        """Called by the engine when the run has ended for this pass."""
+        """Called by the engine when the run has ended for this pass.
+
+        Side-effect calls still running in tasks of their own (``asyncio.gather`` goes
+        on after one call suspended or failed) are cancelled: nothing of a run outlives
+        it, and an unfinished call runs again when the run resumes.
+        """
         self._shared.finished = True
+        for task in list(self._shared.spawned):
+            task.cancel()
 
     def settle(self, exc: BaseException) -> BaseException:
         """What a run that ended with ``exc`` really ended with.
@@ -648,6 +663,10 @@ class RunContext:
             if definition.at_most_once:
                 failure = await self._start_attempt(definition, meta, position, attempt)
             if failure is None:
+                task = _current_asyncio_task()
+                spawned = task is not None and id(task) != parent.owner
+                if task is not None and spawned:
+                    self._shared.spawned.add(task)
                 nested = parent.child(entry[3], step, _current_task_id())
                 token = _current_frame.set((self, nested))
                 try:
@@ -660,8 +679,14 @@ class RunContext:
                     failure = exc
                 finally:
                     _current_frame.reset(token)
+                    if task is not None and spawned:
+                        self._shared.spawned.discard(task)
                 if self._shared.nondeterminism is not None:
                     raise self._shared.nondeterminism
+                if failure is not None and self._shared.finished:
+                    # The run ended while this call went on in its own task (gather):
+                    # what it raised says nothing about the side effect; not journaled.
+                    raise failure
                 if failure is None:
                     try:
                         stored = self._encode(definition, result)
