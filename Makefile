@@ -1,7 +1,10 @@
-# Each target bootstraps its own virtualenv from plain python3.
+# Each target bootstraps its own virtualenv from plain python3. Dependencies are installed
+# again only when pyproject.toml changes (the stamp files in .venv/ are older than it).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DEV_STAMP := $(VENV)/.installed-dev
+CLI_STAMP := $(VENV)/.installed-cli
 
 .PHONY: demo test lint typecheck check bench clean
 
@@ -9,19 +12,25 @@ $(BIN)/activate:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-demo: $(BIN)/activate  ## install and run the quickstart on the local file store
+$(DEV_STAMP): pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet -e '.[aws,cli,web,test]'
+	touch $@ $(CLI_STAMP)
+
+$(CLI_STAMP): pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet -e '.[cli]'
+	touch $@
+
+demo: $(CLI_STAMP)  ## install and run the quickstart on the local file store
 	$(BIN)/python examples/quickstart.py
 
-test: $(BIN)/activate  ## install the test dependencies and run the whole suite
-	$(BIN)/python -m pip install --quiet -e '.[aws,cli,web,test]'
+test: $(DEV_STAMP)  ## install the test dependencies (when pyproject.toml changed) and run the suite
 	$(BIN)/python -m pytest
 
-lint: $(BIN)/activate
+lint: $(DEV_STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 
-typecheck: $(BIN)/activate
+typecheck: $(DEV_STAMP)
 	$(BIN)/python -m mypy
 
 check: test lint typecheck
