@@ -35,6 +35,9 @@ from typing import Any, Literal
 
 import pytest
 
+#: SeaweedFS and DynamoDB Local fixtures, next to moto's.
+pytest_plugins = ["tests.real_servers"]
+
 #: Values every test sees while the emulator runs (set by ``aws_endpoint``).
 _EMULATOR_ENV: dict[str, str] = {}
 

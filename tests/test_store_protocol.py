@@ -15,17 +15,13 @@ from typing import Any, Literal
 import pytest
 
 from tests.aws_server import create_resource, unique_name
+from tests.real_servers import TARGETS, use_target
 from ttflow_async._errors import CorruptStateError, StoreError
 from ttflow_async._stores import BlobNotFound, RootConflict, Store, store_from_spec
 from ttflow_async._stores._local import LocalFileStore
 from ttflow_async._stores._memory import MemoryStore
 
-KINDS = [
-    pytest.param("memory"),
-    pytest.param("local"),
-    pytest.param("s3", marks=pytest.mark.aws),
-    pytest.param("dynamodb", marks=pytest.mark.aws),
-]
+KINDS = [pytest.param("memory"), pytest.param("local"), *TARGETS]
 
 SpecFactory = Callable[[Literal["s3", "dynamodb"]], str]
 
@@ -35,8 +31,9 @@ def _make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> St
         return MemoryStore()
     if kind == "local":
         return LocalFileStore(tmp_path / "state.json")
+    target = use_target(kind, request, request.getfixturevalue("monkeypatch"))
     factory: SpecFactory = request.getfixturevalue("aws_spec_factory")
-    return store_from_spec(factory(kind))  # type: ignore[arg-type]
+    return store_from_spec(factory(target.kind))
 
 
 @pytest.fixture(params=KINDS)
