@@ -140,15 +140,22 @@ class Lease:
             "lock_timeout=<seconds> to wait for it"
         )
 
-    async def write(self, root: dict[str, Any], *, keep: bool) -> None:
-        """CAS the root (keeping or clearing the lease); raises LeaseLost on conflict."""
+    async def write(self, root: dict[str, Any], *, keep: bool, durable: bool | None = None) -> None:
+        """CAS the root (keeping or clearing the lease); raises LeaseLost on conflict.
+
+        ``durable`` defaults to ``not keep``: a commit clears the lease and must be on
+        stable storage; lease-only writes need not be (losing one in a crash only brings
+        back an earlier lease, which expires).
+        """
         async with self._lock:
             if self.lost:
                 raise LeaseLost(self.store.description)
             new_root = self._stamp(root) if keep else {**root, "lease": None}
             try:
                 self.version = await self.store.write_root(
-                    _json.dumps(new_root), self.version, durable=not keep
+                    _json.dumps(new_root),
+                    self.version,
+                    durable=(not keep) if durable is None else durable,
                 )
             except RootConflict:
                 self.lost = True
@@ -168,7 +175,7 @@ class Lease:
         with anyio.move_on_after(RELEASE_SECONDS, shield=True):
             for attempt in range(RELEASE_ATTEMPTS):
                 try:
-                    await self.write(self.root, keep=False)
+                    await self.write(self.root, keep=False, durable=False)
                     return
                 except LeaseLost:  # someone else holds it now
                     return
