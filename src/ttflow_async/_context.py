@@ -7,7 +7,6 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -15,18 +14,16 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
-from . import _batch, _json
+from . import _batch, _json, _steps
 from ._definitions import SideeffectDef
 from ._errors import (
     EventWaitTimeout,
     InvalidStateError,
     NondeterminismError,
-    SideeffectInterrupted,
     TtflowError,
 )
-from ._journal import Frame, Suspend, close_done, close_failed, is_closed
+from ._journal import Frame, Suspend, current_frame, current_task_id
 from ._records import ContextData, StateChange
-from ._retry import encode_error, qualified_name, rebuild_error
 
 __all__ = ["RunContext", "RunHost", "RunState", "Suspend"]
 
@@ -111,21 +108,6 @@ def to_seconds(duration: float | timedelta, what: str) -> float:
     raise TypeError(f"{what} takes seconds (int or float) or a timedelta, got {duration!r}")
 
 
-def _current_task_id() -> int:
-    """An id of the running task; asyncio's C lookup first, anyio's on other backends."""
-    try:
-        return id(asyncio.current_task())
-    except RuntimeError:
-        return anyio.get_current_task().id
-
-
-def _current_asyncio_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # not on asyncio: there are no gather orphans to cancel
-        return None
-
-
 def _same(old: Any, new: Any) -> bool:
     return bool(old == new) and _json.dumps(old) == _json.dumps(new)
 
@@ -166,14 +148,6 @@ class _Shared:
     spawned: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
-# The frame a side-effect body journals into, per task: concurrent bodies each see their
-# own (a task copies the variable when it is created, so gather/TaskGroup children
-# start from their creator's frame and set their own while their body runs).
-_current_frame: ContextVar[tuple[RunContext, Frame] | None] = ContextVar(
-    "ttflow_async_frame", default=None
-)
-
-
 class RunContext:
     """The handle a workflow uses to read and write state, log, emit events and wait.
 
@@ -190,7 +164,7 @@ class RunContext:
             run.entries,
             run_id=run.run_id,
             workflow_name=run.workflow_name,
-            owner=_current_task_id(),
+            owner=current_task_id(),
         )
         self._suspended: Suspend | None = None
         self._patches: dict[str, bool] = {}
@@ -263,9 +237,9 @@ class RunContext:
     # -- frames and checks ------------------------------------------------------------
 
     def _frame(self) -> Frame:
-        current = _current_frame.get()
+        current = current_frame.get()
         frame = current[1] if current is not None and current[0] is self else self._root
-        if frame.owner != _current_task_id():
+        if frame.owner != current_task_id():
             self._shared.nondeterminism = NondeterminismError(
                 f"run {self._run.run_id} of workflow {self._run.workflow_name!r} made a "
                 "context call from a task that is not the workflow's own (create_task, or a "
@@ -593,7 +567,7 @@ class RunContext:
         index = frame.pos - 1
 
         def child(branch: int, entries: list[Any]) -> RunContext:
-            branch_frame = frame.child(entries, index, _current_task_id())
+            branch_frame = frame.child(entries, index, current_task_id())
             branch_frame.path = (*branch_frame.path, branch)
             return RunContext._branch(self, branch_frame)
 
@@ -634,128 +608,4 @@ class RunContext:
         except NondeterminismError as exc:
             self._shared.nondeterminism = exc
             raise
-        return self._run_sideeffect(definition, frame, entry, position, args, kwargs)
-
-    async def _run_sideeffect(
-        self,
-        definition: SideeffectDef,
-        parent: Frame,
-        entry: list[Any],
-        position: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        if entry[0] == "er":
-            raise rebuild_error(entry[2], definition.name)
-        if is_closed(entry):
-            return self._restore(definition, entry[2])
-        step = int(position.rpartition(".")[2])
-        policy = definition.retry
-        while True:
-            meta: dict[str, Any] = entry[4]
-            attempt = int(meta.get("attempt", 1))
-            due = meta.get("due")
-            if due is not None:
-                if self._host.now() < due:
-                    raise self._suspend(self._retry_waiting(definition, due, attempt))
-                del meta["due"]
-            failure: Exception | None = None
-            if definition.at_most_once:
-                failure = await self._start_attempt(definition, meta, position, attempt)
-            if failure is None:
-                task = _current_asyncio_task()
-                spawned = task is not None and id(task) != parent.owner
-                if task is not None and spawned:
-                    self._shared.spawned.add(task)
-                nested = parent.child(entry[3], step, _current_task_id())
-                token = _current_frame.set((self, nested))
-                try:
-                    if definition.is_async:
-                        result = await definition.fn(self, *args, **kwargs)
-                    else:
-                        call = functools.partial(definition.fn, self, *args, **kwargs)
-                        result = await anyio.to_thread.run_sync(call)
-                except Exception as exc:
-                    failure = exc
-                finally:
-                    _current_frame.reset(token)
-                    if task is not None and spawned:
-                        self._shared.spawned.discard(task)
-                if self._shared.nondeterminism is not None:
-                    raise self._shared.nondeterminism
-                if failure is not None and self._shared.finished:
-                    # The run ended while this call went on in its own task (gather):
-                    # what it raised says nothing about the side effect; not journaled.
-                    raise failure
-                if failure is None:
-                    try:
-                        stored = self._encode(definition, result)
-                    except InvalidStateError as exc:
-                        close_failed(entry, encode_error(exc))
-                        raise
-                    close_done(entry, stored)
-                    return self._restore(definition, stored)
-            retry = False
-            try:
-                retry = (
-                    policy is not None
-                    and attempt < policy.max_attempts
-                    and policy.retryable(failure)
-                )
-            except Exception as exc:  # a failing retry_on predicate is the error raised
-                failure = exc
-            if not retry or policy is None:
-                close_failed(entry, encode_error(failure))
-                raise failure
-            due = self._host.now() + policy.delay(attempt)
-            entry[3] = []
-            entry[4] = {"attempt": attempt + 1, "due": due}
-
-    async def _start_attempt(
-        self, definition: SideeffectDef, meta: dict[str, Any], position: str, attempt: int
-    ) -> Exception | None:
-        """Make an at-most-once attempt's start durable; an interrupted one is a failure."""
-        starts = int(meta.get("starts", 0))
-        marker = f"{self._run.run_id}/{position}/{attempt}"
-        if starts:
-            marker += f"/{starts}"
-        # Only a run that was committed before this pass can have been started by a pass
-        # that died: a run created in this pass has a fresh id.
-        if self._run.journal_blob is not None and await self._host.attempt_interrupted(marker):
-            meta["starts"] = starts + 1
-            return SideeffectInterrupted(
-                f"attempt {attempt} of at-most-once side effect {definition.name!r} in run "
-                f"{self._run.run_id} was started by a pass that did not commit its outcome; "
-                "it is not run again (catch SideeffectInterrupted, or give the side effect a "
-                "retry policy to try a new attempt)",
-                error_type=qualified_name(SideeffectInterrupted),
-                error_message=f"attempt {attempt} of {definition.name!r} was interrupted",
-            )
-        meta["starts"] = starts + 1
-        await self._host.mark_attempt(marker)
-        return None
-
-    @staticmethod
-    def _retry_waiting(definition: SideeffectDef, due: float, attempt: int) -> dict[str, Any]:
-        return {
-            "kind": "timer",
-            "due": due,
-            "retry": {"sideeffect": definition.name, "attempt": attempt},
-        }
-
-    @staticmethod
-    def _encode(definition: SideeffectDef, result: Any) -> Any:
-        what = f"the result of side effect {definition.name!r}"
-        if definition.result_adapter is not None:
-            try:
-                result = definition.result_adapter.dump_python(result, mode="json", warnings=False)
-            except Exception as exc:
-                raise InvalidStateError(f"{what} cannot be stored as JSON: {exc}") from exc
-        return _json.normalize(result, what)
-
-    @staticmethod
-    def _restore(definition: SideeffectDef, stored: Any) -> Any:
-        value = _json.copy_json(stored)
-        if definition.result_adapter is None:
-            return value
-        return definition.result_adapter.validate_python(value)
+        return _steps.run_sideeffect(self, definition, frame, entry, position, args, kwargs)

@@ -20,7 +20,11 @@ its body runs again on replay.
 
 from __future__ import annotations
 
+import asyncio
+from contextvars import ContextVar
 from typing import Any
+
+import anyio
 
 from ._errors import NondeterminismError
 
@@ -174,3 +178,28 @@ def close_done(entry: Entry, result: Any) -> None:
 def close_failed(entry: Entry, error: dict[str, Any]) -> None:
     """Close a side-effect entry with a journaled error."""
     entry[:] = ["er", entry[1], error]
+
+
+def current_task_id() -> int:
+    """An id of the running task; asyncio's C lookup first, anyio's on other backends."""
+    try:
+        return id(asyncio.current_task())
+    except RuntimeError:
+        return anyio.get_current_task().id
+
+
+def current_asyncio_task() -> asyncio.Task[Any] | None:
+    """The running asyncio task, or None on another backend."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+# The frame a side-effect body journals into, per task, with the context it belongs to:
+# concurrent bodies each see their own (a task copies the variable when it is created,
+# so gather/TaskGroup children start from their creator's frame and set their own
+# while their body runs).
+current_frame: ContextVar[tuple[object, Frame] | None] = ContextVar(
+    "ttflow_async_frame", default=None
+)
