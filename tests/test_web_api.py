@@ -482,9 +482,13 @@ async def test_the_token_is_checked_before_the_body(
     assert isinstance(response.json()["detail"], str)
 
 
-def test_an_empty_token_is_refused(client: Client) -> None:
-    with pytest.raises(ValueError, match="empty"):
-        create_app(client, token="")
+async def test_an_empty_token_disables_writes(client: Client) -> None:
+    transport = httpx.ASGITransport(app=create_app(client, token=""))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        response = await http.post("/api/resume", headers={"Authorization": "Bearer "})
+        status = await get_json(http, "/api/status")
+    assert response.status_code == 403
+    assert status["writes_enabled"] is False
 
 
 # ------------------------------------------------------------------------ bad input

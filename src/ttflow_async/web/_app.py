@@ -27,6 +27,7 @@ from .. import (
     TtflowError,
     UnknownTriggerError,
 )
+from .._entry import external_name_problem, locked_sentence
 from ._flow import build_flow
 from ._models import (
     ErrorOut,
@@ -44,7 +45,13 @@ from ._models import (
     TriggerIn,
     WorkflowOut,
 )
-from ._security import SecurityMiddleware, token_matches
+from ._security import (
+    LOOPBACK_HOST_NAMES,
+    MAX_BODY_BYTES,
+    SecurityMiddleware,
+    WriteGuardMiddleware,
+    token_matches,
+)
 
 if TYPE_CHECKING:
     from .. import Client
@@ -58,7 +65,6 @@ WRITES_DISABLED_MESSAGE = (
     "(--token or the TTFLOW_ASYNC_DASHBOARD_TOKEN environment variable)."
 )
 MISSING_TOKEN_MESSAGE = "Missing or wrong token: send 'Authorization: Bearer <token>'."
-RESERVED_EVENT_MESSAGE = "Event names beginning with '_' are reserved for the engine."
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -86,12 +92,15 @@ def _pass_out(results: Iterable[Any]) -> PassOut:
     )
 
 
-def _locked_response(exc: StateLockedError) -> JSONResponse:
-    if exc.queued:
-        body: PassOut | LockedOut = PassOut(queued=True, message=str(exc), results=[])
+def _locked_response(*, queued: bool, what: str) -> JSONResponse:
+    message = locked_sentence(
+        queued=queued, what=what, otherwise="the runner holding it runs what is due"
+    )
+    if queued:
+        body: PassOut | LockedOut = PassOut(queued=True, message=message, results=[])
         code = status.HTTP_202_ACCEPTED
     else:
-        body = LockedOut(detail=str(exc), queued=False)
+        body = LockedOut(detail=message, queued=False)
         code = status.HTTP_409_CONFLICT
     return JSONResponse(body.model_dump(mode="json"), status_code=code)
 
@@ -114,27 +123,32 @@ def create_app(
     client: Client,
     *,
     token: str | None = None,
-    allowed_hosts: Iterable[str] | None = None,
+    allowed_hosts: Iterable[str] | None = LOOPBACK_HOST_NAMES,
+    max_body: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the dashboard for ``client``.
 
     The read-only endpoints are always available. The write endpoints (fire a
     trigger, send an event, resume) need ``Authorization: Bearer <token>`` and are
-    disabled (403) when ``token`` is ``None``.
+    disabled (403) when ``token`` is ``None`` or empty. The token and the body-size
+    cap are checked before any of a write request's body is read.
 
     Args:
         client: The workflow client; the app enters ``async with client`` for its
             lifetime, so the store's connections are opened once.
-        token: The secret that enables write actions, or ``None`` to disable them.
+        token: The secret that enables write actions; ``None`` or ``""`` disables them.
         allowed_hosts: Host names the app answers to (``Host`` header, without
-            port); ``None`` answers any. :func:`serve` restricts a loopback bind to
-            loopback names.
+            port). By default only ``localhost``, ``127.0.0.1`` and ``::1``, which
+            stops DNS rebinding; list your public names when the app is served
+            beyond this machine, or pass ``None`` to answer any (behind a proxy that
+            checks the host itself).
+        max_body: the largest write-request body, in bytes; larger ones get 413.
 
     Returns:
         A FastAPI application; its OpenAPI schema is served at ``/api/openapi.json``.
     """
-    if token is not None and not token:
-        raise ValueError("the dashboard token must not be empty (use None to disable writes)")
+    if not token:
+        token = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -148,6 +162,13 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url=None,
         redoc_url=None,
+    )
+    app.add_middleware(
+        WriteGuardMiddleware,
+        token=token,
+        disabled=WRITES_DISABLED_MESSAGE,
+        unauthorized=MISSING_TOKEN_MESSAGE,
+        max_body=max_body,
     )
     app.add_middleware(SecurityMiddleware, allowed_hosts=allowed_hosts)
     _install_error_handlers(app)
@@ -262,10 +283,13 @@ def create_app(
     )
     async def fire_trigger(body: TriggerIn) -> PassOut | JSONResponse:
         """Fire a trigger with JSON args and run a pass (``client.run(name, args)``)."""
+        problem = external_name_problem(body.name, "The trigger name")
+        if problem is not None:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, problem)
         try:
             results = await client.run(body.name, body.args)
         except StateLockedError as exc:
-            return _locked_response(exc)
+            return _locked_response(queued=exc.queued, what="the trigger")
         logger.info("dashboard fired trigger %r", body.name)
         return _pass_out(results)
 
@@ -278,8 +302,9 @@ def create_app(
     )
     async def send_event(body: EventIn) -> PassOut | JSONResponse:
         """Store an event durably, then (unless ``run`` is false) run a pass."""
-        if body.name.startswith("_"):
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, RESERVED_EVENT_MESSAGE)
+        problem = external_name_problem(body.name, "The event name")
+        if problem is not None:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, problem)
         await client.send_event(body.name, body.args)
         logger.info("dashboard sent event %r", body.name)
         if not body.run:
@@ -291,8 +316,8 @@ def create_app(
             )
         try:
             results = await client.run()
-        except StateLockedError as exc:
-            return _locked_response(StateLockedError(str(exc), queued=True))
+        except StateLockedError:
+            return _locked_response(queued=True, what="the event")
         return _pass_out(results)
 
     @app.post(
@@ -309,8 +334,8 @@ def create_app(
         """Run a plain pass: resume what is ready (``client.run()``)."""
         try:
             results = await client.run()
-        except StateLockedError as exc:
-            return _locked_response(exc)
+        except StateLockedError:
+            return _locked_response(queued=False, what="the resume")
         return _pass_out(results)
 
     @app.get("/", include_in_schema=False)

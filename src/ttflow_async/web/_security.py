@@ -4,7 +4,8 @@
   the app itself, no inline script, no framing) and ``nosniff``.
 - When the dashboard listens on a loopback address, only loopback ``Host`` headers are
   served, so a web page from elsewhere cannot reach it through DNS rebinding.
-- Write actions need ``Authorization: Bearer <token>``, compared in constant time.
+- Write actions need ``Authorization: Bearer <token>``, compared in constant time and
+  checked, with the body-size cap, before any of the body is read.
   Browsers never attach that header by themselves, so a cross-site form cannot
   trigger anything either.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -114,3 +116,124 @@ class SecurityMiddleware:
             await send(message)
 
         return send_with_headers
+
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def _json_refusal(code: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=code, headers=headers or None)
+
+
+class WriteGuardMiddleware:
+    """Checks a write request's token and size before any of its body is read.
+
+    A ``POST`` (any method but ``GET``/``HEAD``/``OPTIONS``) without the right token is
+    answered 401 (403 with writes disabled) from its headers alone; a body over
+    ``max_body`` bytes is answered 413, from ``Content-Length`` when given or as soon
+    as the streamed body passes the cap. A JSON body that cannot be parsed (nested too
+    deeply, for one) is a 400 here rather than a 500 in the framework.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        disabled: str,
+        unauthorized: str,
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
+        """Wrap ``app``; ``disabled`` and ``unauthorized`` are the 403 and 401 messages."""
+        self.app = app
+        self.token = token
+        self.disabled = disabled
+        self.unauthorized = unauthorized
+        self.max_body = max_body
+
+    def _refusal(self, headers: Headers) -> JSONResponse | None:
+        if self.token is None:
+            return _json_refusal(403, self.disabled)
+        scheme, _, presented = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token_matches(presented.strip(), self.token):
+            return _json_refusal(401, self.unauthorized, **{"WWW-Authenticate": "Bearer"})
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return _json_refusal(413, self._too_large())
+        return None
+
+    def _too_large(self) -> str:
+        return f"The request body is over {self.max_body} bytes; send less."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await _json_refusal(413, self._too_large())(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and "json" in headers.get("content-type", ""):
+            problem = _json_problem(body)
+            if problem is not None:
+                await _json_refusal(400, problem)(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _json_problem(body: bytes) -> str | None:
+    """Why ``body`` is not usable JSON, or ``None`` (the app reports other errors)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "The request body is not UTF-8 text."
+    try:
+        decoded = json.loads(text)
+    except RecursionError:
+        return "The request body is nested too deeply; flatten it."
+    except ValueError:
+        return None  # the framework's validation error says where
+    if _has_lone_surrogate(decoded):
+        return "The request body contains a lone surrogate escape, which is not valid text."
+    return None
+
+
+def _has_lone_surrogate(decoded: object) -> bool:
+    stack = [decoded]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False

@@ -37,10 +37,9 @@ def serve(
     """
     if token == "":
         logger.warning("the dashboard token is empty: write actions stay disabled")
-        token = None
     loopback = is_loopback(host)
     app = create_app(client, token=token, allowed_hosts=LOOPBACK_HOST_NAMES if loopback else None)
-    if token is None:
+    if not token:
         logger.info("write actions are disabled: no dashboard token was given")
     if not loopback:
         logger.warning(
