@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-GUIDES = ["docs/steps.md"]
+GUIDES = ["docs/steps.md", "docs/concurrency.md"]
 _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
