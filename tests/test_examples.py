@@ -241,3 +241,12 @@ def test_lambda_template_grants_the_store_actions() -> None:
         assert action in template
     for init_only in ("s3:CreateBucket", "dynamodb:CreateTable", "dynamodb:DescribeTable"):
         assert init_only not in template
+
+
+def test_fan_out_checks_items_concurrently_and_replays_without_calling_again(
+    examples_env: dict[str, str],
+) -> None:
+    done = run_example("fan_out.py", examples_env)
+    assert "| 4 in stock, out of stock: cake, honey" in done.stdout
+    assert "restock  succeeded  {'missing': ['cake', 'honey'], 'suppliers': [12, 4]}" in done.stdout
+    assert "warehouse calls: 6 before the wait, 2 after" in done.stdout
