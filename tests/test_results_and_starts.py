@@ -219,3 +219,21 @@ async def test_cancel_of_a_run_waiting_for_an_event_leaves_the_index(
     results = await client.run("go")
     assert [r.workflow_name for r in results] == ["go"]
     assert [h.status for h in await client.run_history()] == ["cancelled", "succeeded"]
+
+
+async def test_traces_name_the_operations_each_run_reached(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.sideeffect(name="charge card")
+    async def charge(c: RunContext) -> int:
+        return 1
+
+    @client.workflow()
+    async def wf(c: RunContext) -> None:
+        await charge(c)
+        await c.sleep(3600, name="cooling off")
+
+    await client.run("wf")
+    (trace,) = [t for t in await client.traces() if t.executions]
+    (execution,) = trace.executions
+    assert execution.operations == ["side effect 'charge card'", "sleep 'cooling off'"]

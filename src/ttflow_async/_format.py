@@ -16,7 +16,8 @@ history entry             w, r run id, t time, s status, l logs, res result,
                           em error message, tb traceback, st started, p parent
 event log entry           n name, a args, t time
 trace                     id, t time, tr trigger, x executions
-trace execution           w, r, s, tb triggered by, sc state changes [n, old, new]
+trace execution           w, r, s, tb triggered by, sc state changes [n, old, new],
+                          op operations reached
 inbox item                k "trigger"|"event", n name, a args, t time, key
 ========================  ===================================================
 """
@@ -95,6 +96,7 @@ class TraceExecution_(TypedDict):
     s: str
     tb: str
     sc: list[list[Any]]
+    op: NotRequired[list[str]]
 
 
 class TraceEntry(TypedDict):
@@ -217,16 +219,24 @@ def to_event_record(entry: EventEntry) -> EventLogEntry:
 
 
 def trace_execution(
-    workflow: str, run_id: str, status: str, triggered_by: str, changes: list[StateChange]
+    workflow: str,
+    run_id: str,
+    status: str,
+    triggered_by: str,
+    changes: list[StateChange],
+    operations: list[str] | None = None,
 ) -> TraceExecution_:
     """One execution of a trace."""
-    return {
+    execution: TraceExecution_ = {
         "w": workflow,
         "r": run_id,
         "s": status,
         "tb": triggered_by,
         "sc": [[c.name, c.old, c.new] for c in changes],
     }
+    if operations:
+        execution["op"] = operations
+    return execution
 
 
 def trace_entry(
@@ -249,6 +259,7 @@ def to_trace_record(entry: TraceEntry) -> Trace:
                 status=cast(Any, x["s"]),
                 triggered_by=x["tb"],
                 state_changes=[StateChange(name=n, old=o, new=v) for n, o, v in x["sc"]],
+                operations=list(x.get("op") or []),
             )
             for x in entry["x"]
         ],

@@ -139,6 +139,9 @@ class TraceExecution(_Record):
     status: RunStatus
     triggered_by: str
     state_changes: list[StateChange]
+    operations: list[str] = []
+    """The named operations (side effects, waits, sleeps, batches) this run reached in
+    this pass, e.g. ``side effect 'charge'`` or ``sleep 'trial period'``."""
 
 
 class Trace(_Record):

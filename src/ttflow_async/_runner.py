@@ -40,6 +40,7 @@ from ._errors import (
     TtflowError,
     WorkflowTimeoutError,
 )
+from ._journal import describe
 from ._lease import Clock, Lease, LeaseLost
 from ._records import RunStatus, WorkflowRunResult
 from ._triggers import EVERY_EVENT, WORKFLOWS_CHANGED_EVENT
@@ -74,12 +75,28 @@ class Delivery:
     key: str | None = None
 
 
+_OPERATION_KINDS = frozenset({"se", "er", "fe", "ba", "we", "iv", "cb", "cr"})
+
+
+def operations_of(entries: list[Any], waiting: dict[str, Any] | None) -> list[str]:
+    """The named operations among journal entries, and the named timer a run waits on."""
+    names = [
+        describe(entry[0], entry[1])
+        for entry in entries
+        if isinstance(entry, list) and entry and entry[0] in _OPERATION_KINDS
+    ]
+    if waiting is not None and waiting.get("name") and waiting.get("kind") == "timer":
+        names.append(f"sleep {waiting['name']!r}")
+    return names
+
+
 @dataclass
 class _Outcome:
     run: RunState
     triggered_by: str
     started: float
     parent: str | None = None
+    operations: list[str] = field(default_factory=list)
     status: RunStatus = "paused"
     error_message: str | None = None
     error_traceback: str | None = None
@@ -500,6 +517,7 @@ class Pass:
 
     async def _execute(self, run: RunState) -> None:
         outcome = self.outcomes[run.run_id]
+        known = len(run.entries)
         definition = self.registry.workflows.get(run.workflow_name)
         timeout = getattr(definition, "timeout", None) or self.options.run_timeout
         ended: tuple[RunStatus | None, BaseException | str | None, Any]
@@ -522,6 +540,9 @@ class Pass:
         status, error, value = ended
         if status is None:  # the pass aborts: this run's outcome is not recorded
             return
+        outcome.operations += operations_of(
+            run.entries[known:], value if status == "paused" else None
+        )
         self.executions_finished += 1
         self._report_progress()
         outcome.status = status
@@ -640,6 +661,7 @@ class Pass:
                     outcome.status,
                     outcome.triggered_by,
                     run.state_changes,
+                    outcome.operations,
                 )
             )
         if executions or view.events.pending:
