@@ -250,3 +250,19 @@ def test_fan_out_checks_items_concurrently_and_replays_without_calling_again(
     assert "| 4 in stock, out of stock: cake, honey" in done.stdout
     assert "restock  succeeded  {'missing': ['cake', 'honey'], 'suppliers': [12, 4]}" in done.stdout
     assert "warehouse calls: 6 before the wait, 2 after" in done.stdout
+
+
+def test_testing_example_passes_under_pytest(examples_env: dict[str, str]) -> None:
+    """examples/testing is a user's test suite: it runs with its own pytest settings and
+    gets the ttflow_client and ttflow_clock fixtures from the installed plugin."""
+    folder = EXAMPLES / "testing"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=examples_env,
+        cwd=folder,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "3 passed" in done.stdout
