@@ -1,4 +1,9 @@
-"""Shared fixtures: every behavioural test runs against every store.
+"""Shared fixtures: every behavioural test runs against the stores it applies to.
+
+Tests taking ``store_kind`` run on every store, except in the engine-behaviour suites
+(``ENGINE_SUITES``): their tests run on memory and local, and only those marked
+``@pytest.mark.all_stores`` (a representative smoke subset) on S3 and DynamoDB too. The
+store protocol, runner, fault and race suites run every test on every store.
 
 ``make_client()`` builds a new client over one store per test (the same memory store
 object, local file, bucket or table each time), so a test can stand in for several
@@ -19,11 +24,26 @@ from ttflow_async._stores._memory import MemoryStore
 pytest_plugins = ["tests.aws_server"]
 
 STORE_KINDS = ["memory", "local", "s3", "dynamodb"]
+LOCAL_KINDS = ["memory", "local"]
+ENGINE_SUITES = frozenset(
+    {"test_core_workflows", "test_core_waits", "test_core_lock", "test_core_admin"}
+)
 
 MakeClient = Callable[..., Client]
 
 
-@pytest.fixture(params=STORE_KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``store_kind``: every store, or memory and local in the engine suites."""
+    if "store_kind" not in metafunc.fixturenames:
+        return
+    kinds = STORE_KINDS
+    suite = metafunc.module.__name__.rpartition(".")[2]
+    if suite in ENGINE_SUITES and metafunc.definition.get_closest_marker("all_stores") is None:
+        kinds = LOCAL_KINDS
+    metafunc.parametrize("store_kind", kinds, indirect=True)
+
+
+@pytest.fixture
 def store_kind(request: pytest.FixtureRequest) -> str:
     """The kind of store a behavioural test runs against."""
     kind: str = request.param
