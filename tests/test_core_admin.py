@@ -22,6 +22,7 @@ from ttflow_async._stores._memory import MemoryStore
 from ttflow_async._view import read_view
 
 
+@pytest.mark.all_stores
 async def test_traces_record_every_pass_that_did_something(make_client: MakeClient) -> None:
     client = make_client()
 
@@ -62,6 +63,7 @@ async def test_client_set_state_takes_the_lock_and_emits_nothing(
     assert not await client.is_locked()
 
 
+@pytest.mark.all_stores
 async def test_clear_state_empties_the_store(make_client: MakeClient) -> None:
     client = make_client()
 
@@ -102,6 +104,7 @@ async def test_idle_store_answers_empty(make_client: MakeClient) -> None:
     assert await client.get_state("anything", 7) == 7
 
 
+@pytest.mark.all_stores
 async def test_finished_runs_leave_no_journal_behind(make_client: MakeClient) -> None:
     client = make_client()
 
@@ -265,6 +268,7 @@ async def _unreferenced_blobs(client: Client) -> set[str]:
     return set(await client.store.list_blobs()) - await view.referenced_blobs()
 
 
+@pytest.mark.all_stores
 async def test_entered_client_cleans_up_by_the_next_call_or_exit(make_client: MakeClient) -> None:
     client = make_client()
 

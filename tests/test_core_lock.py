@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import anyio
 import pytest
 
 from tests.conftest import MakeClient
 from ttflow_async import RunContext, StateLockedError, event_trigger
+from ttflow_async.testing import TestClock
 
 
+@pytest.mark.all_stores
 async def test_held_lock_queues_the_trigger(make_client: MakeClient) -> None:
     holder = make_client()
     entered = anyio.Event()
@@ -76,6 +77,7 @@ async def test_lock_timeout_waits_for_the_lock(make_client: MakeClient) -> None:
     assert result.logs == ["ran"]
 
 
+@pytest.mark.all_stores
 async def test_send_event_never_blocks_and_the_holder_drains(make_client: MakeClient) -> None:
     client = make_client()
     sender = make_client()
@@ -144,9 +146,11 @@ async def test_lease_is_renewed_while_the_runner_works(make_client: MakeClient) 
     assert results == ["succeeded"]
 
 
+@pytest.mark.all_stores
 async def test_expired_runner_is_fenced(make_client: MakeClient) -> None:
-    stale = make_client(lease_seconds=0.5)
-    fresh = make_client(lease_seconds=0.5)
+    clock = TestClock()
+    stale = make_client(lease_seconds=0.5, clock=clock)
+    fresh = make_client(lease_seconds=0.5, clock=clock)
     taken_over: list[list[str]] = []
 
     def run_fresh_in_its_own_loop() -> None:
@@ -159,7 +163,7 @@ async def test_expired_runner_is_fenced(make_client: MakeClient) -> None:
     @stale.workflow()
     async def stuck(c: RunContext) -> None:
         await c.set_state("written_by", "stale")
-        time.sleep(0.8)  # blocks the loop: the lease cannot be renewed and expires
+        clock.advance(0.8)  # the loop does not run before the thread: no renewal, expired
         thread = threading.Thread(target=run_fresh_in_its_own_loop)
         thread.start()
         thread.join()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from ttflow_async import (
     RunContext,
     event_trigger,
 )
+from ttflow_async.testing import TestClock
 
 
 async def test_pause_once_resumes_at_next_run(make_client: MakeClient) -> None:
@@ -82,6 +82,7 @@ async def test_wait_event_resumed_by_trigger_with_payload(make_client: MakeClien
     assert second.logs == ["request 10", "approved by ana"]
 
 
+@pytest.mark.all_stores
 async def test_wait_event_resumed_by_sent_event(make_client: MakeClient) -> None:
     client = make_client()
 
@@ -120,8 +121,10 @@ async def test_wait_event_woken_by_event_emitted_later_in_same_run(
     assert results[0].logs == ["got 42"]
 
 
+@pytest.mark.all_stores
 async def test_wait_event_timeout(make_client: MakeClient) -> None:
-    client = make_client()
+    clock = TestClock()
+    client = make_client(clock=clock)
 
     @client.workflow()
     async def impatient(c: RunContext) -> None:
@@ -138,7 +141,9 @@ async def test_wait_event_timeout(make_client: MakeClient) -> None:
     wakeup = await client.next_wakeup()
     assert wakeup is not None
     assert paused.waiting_for["timeout_at"] == wakeup
-    time.sleep(max(0.0, wakeup.timestamp() - time.time()) + 0.05)
+    clock.advance(0.2)
+    assert await client.run() == []
+    clock.advance(0.15)
     (second,) = await client.run()
     assert (second.status, second.triggered_by, second.logs) == (
         "succeeded",
@@ -164,8 +169,10 @@ async def test_wait_event_answered_before_timeout(make_client: MakeClient) -> No
     assert await client.paused_runs() == []
 
 
+@pytest.mark.all_stores
 async def test_durable_sleep(make_client: MakeClient) -> None:
-    client = make_client()
+    clock = TestClock()
+    client = make_client(clock=clock)
 
     @client.workflow()
     async def sleeper(c: RunContext) -> None:
@@ -179,9 +186,10 @@ async def test_durable_sleep(make_client: MakeClient) -> None:
     assert paused.waiting_for["kind"] == "timer"
     due = paused.waiting_for["due"]
     assert await client.next_wakeup() == due
-    if time.time() < due.timestamp() - 1.0:  # the pass surely reads the timer before due
-        assert await client.run() == []
-    time.sleep(max(0.0, due.timestamp() - time.time()) + 0.05)
+    assert abs(due - (clock.now() + timedelta(seconds=1.5))) < timedelta(milliseconds=1)
+    clock.advance(1.4)
+    assert await client.run() == []
+    clock.advance(0.11)
     (second,) = await client.run()
     assert (second.status, second.triggered_by, second.logs) == (
         "succeeded",
@@ -272,6 +280,7 @@ async def test_reserved_and_non_json_state(make_client: MakeClient) -> None:
     assert await client.get_state("when") is None
 
 
+@pytest.mark.all_stores
 async def test_changed_code_blocks_the_run_until_compatible_code(
     make_client: MakeClient,
 ) -> None:
@@ -376,6 +385,7 @@ async def test_events_without_listeners_are_logged(make_client: MakeClient) -> N
     assert entry.timestamp.tzinfo is not None
 
 
+@pytest.mark.all_stores
 async def test_suspended_runs_outlive_the_client(make_client: MakeClient) -> None:
     first = make_client()
 

@@ -26,6 +26,7 @@ from ttflow_async import (
 )
 
 
+@pytest.mark.all_stores
 async def test_hello_result_history_and_logs(make_client: MakeClient) -> None:
     client = make_client()
 
@@ -77,6 +78,7 @@ async def test_named_trigger_and_unknown_trigger_changes_nothing(make_client: Ma
     assert not await client.is_locked()
 
 
+@pytest.mark.all_stores
 async def test_events_chain_within_one_run(make_client: MakeClient) -> None:
     client = make_client()
 
@@ -158,6 +160,7 @@ async def test_workflows_changed_fires_first_and_on_change(make_client: MakeClie
     assert "workflows_changed" in [e.event_name for e in await second.event_log()]
 
 
+@pytest.mark.all_stores
 async def test_state_trigger_fires_only_on_change(make_client: MakeClient) -> None:
     client = make_client()
 
@@ -343,6 +346,7 @@ async def test_runs_of_a_wave_execute_concurrently(make_client: MakeClient) -> N
     assert statuses == ["succeeded", "succeeded"]
 
 
+@pytest.mark.all_stores
 async def test_sideeffects_run_once_and_replay_cached(make_client: MakeClient) -> None:
     client = make_client()
     calls: list[str] = []
@@ -498,6 +502,7 @@ async def test_context_data_and_identity(make_client: MakeClient) -> None:
     assert seen == [(result.run_id, "wf")] * 2
 
 
+@pytest.mark.all_stores
 async def test_client_works_with_and_without_async_with(make_client: MakeClient) -> None:
     client = make_client()
 
