@@ -323,7 +323,8 @@ def test_locked_store_exits_75_and_queues_the_trigger(
 
     nothing = cli(app_dir, "run")
     assert nothing.returncode == 75
-    assert "Nothing was queued" in nothing.stderr
+    assert "nothing was queued" in nothing.stderr
+    assert "lock_timeout=" not in nothing.stderr  # CLI words, not the Python keyword
 
     as_json = cli_json(app_dir, "run", "hello", '"queued twice"')
     assert as_json["exit_code"] == 75
@@ -331,7 +332,9 @@ def test_locked_store_exits_75_and_queues_the_trigger(
 
     event = cli(app_dir, "event", "ping", "3")
     assert event.returncode == 75
-    assert "stored in the inbox" in event.stderr
+    assert "queued in the inbox" in event.stderr
+    event_json = cli_json(app_dir, "event", "ping", "4")
+    assert event_json["error"]["queued"] is True  # it is in the inbox, and delivered
 
     assert cli(app_dir, "run", "hello", "1", "--lock-timeout", "0.1").returncode == 75
     assert cli_json(app_dir, "status")["locked"] is True
@@ -343,7 +346,7 @@ def test_locked_store_exits_75_and_queues_the_trigger(
     assert cli(app_dir, "run").returncode == 0  # whatever the holder did not drain
     history = cli_json(app_dir, "history")["history"]
     names = sorted(h["workflow_name"] for h in history)
-    assert names == ["hello", "hello", "hello", "hold", "on_ping"]
+    assert names == ["hello", "hello", "hello", "hold", "on_ping", "on_ping"]
     assert holder_results[0]["workflow_name"] == "hold"
 
 

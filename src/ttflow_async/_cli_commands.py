@@ -133,14 +133,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
                 lambda progress: client.run(lock_timeout=lock_timeout, on_progress=progress),
             )
 
-        results = session.call(
-            work,
-            as_json=as_json,
-            locked_note=(
-                f"The event {name!r} is stored in the inbox: the runner holding the lock "
-                "or the next run delivers it."
-            ),
-        )
+        results = session.call(work, as_json=as_json, what="the event", stored=True)
         if as_json:
             print_json(session.out, {"results": results})
         else:
@@ -155,20 +148,36 @@ def register_commands(app: typer.Typer, prog: str) -> None:
         """
         session = session_of(ctx)
 
-        async def work(client: Client) -> tuple[list[Any], bool, Any]:
+        async def work(client: Client) -> tuple[list[Any], Any, Any]:
             return (
                 await client.paused_runs(),
-                await client.is_locked(),
+                await client.lock_info(),
                 await client.next_wakeup(),
             )
 
-        paused, locked, wakeup = session.call(work, as_json=as_json)
+        paused, lock, wakeup = session.call(work, as_json=as_json)
+        store = session.get_client().store.description
         if as_json:
             print_json(
-                session.out, {"locked": locked, "next_wakeup": wakeup, "paused_runs": paused}
+                session.out,
+                {
+                    "store": store,
+                    "locked": lock is not None,
+                    "lock": lock,
+                    "next_wakeup": wakeup,
+                    "paused_runs": paused,
+                },
             )
         else:
-            print_status(session.out, paused, locked=locked, next_wakeup=wakeup)
+            print_status(
+                session.out,
+                paused,
+                locked=lock is not None,
+                next_wakeup=wakeup,
+                store=store,
+                holder=None if lock is None else lock.owner,
+                held_until=None if lock is None else lock.expires_at,
+            )
         if any(run.waiting_for.get("kind") == "blocked" for run in paused):
             raise typer.Exit(EXIT_FAILED)
 

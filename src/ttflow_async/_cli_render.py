@@ -215,23 +215,53 @@ def print_run_summary(console: Console, results: Sequence[RunResultLike]) -> Non
     console.print(summary)
 
 
+WIDE_STATUS = 140
+"""Terminals at least this wide show ``status`` as a table; narrower ones, as blocks."""
+
+
 def print_status(
     console: Console,
     paused: Sequence[PausedRunLike],
     *,
     locked: bool,
     next_wakeup: datetime | None,
+    store: str | None = None,
+    holder: str | None = None,
+    held_until: datetime | None = None,
 ) -> None:
-    """Print the lock, the next wake-up and every suspended run with what it waits for."""
+    """Print the store, the lock (who holds it, until when), the next wake-up and every
+    suspended run with what it waits for."""
+    if store is not None:
+        console.print(Text(f"Store: {store}"), overflow="ignore", crop=False)
     lock_line = Text("Lock: ")
-    lock_line.append(
-        "held by a runner" if locked else "free", style="yellow" if locked else "green"
-    )
+    if locked and holder:
+        until = f" until {format_time(held_until)}" if held_until is not None else ""
+        lock_line.append(f"held by {holder}{until}", style="yellow")
+    else:
+        lock_line.append(
+            "held by a runner" if locked else "free", style="yellow" if locked else "green"
+        )
     console.print(lock_line)
     if next_wakeup is not None:
         console.print(f"Next wake-up: {format_time(next_wakeup)} ({format_age(next_wakeup)})")
     if not paused:
         console.print("No suspended runs.")
+        return
+    if console.is_terminal and console.width < WIDE_STATUS:
+        # Narrow terminals: one block per run, so no id is ever cut or wrapped.
+        for run in paused:
+            blocked = run.waiting_for.get("kind") == "blocked"
+            head = Text(run.workflow_name, style="bold")
+            head.append(f"  run {run.run_id}", style="cyan")
+            console.print(head, overflow="ignore", crop=False)
+            console.print(f"    since {format_time(run.since)} ({format_age(run.since)})")
+            what, paren, rest = describe_wait(run.waiting_for).partition(" (")
+            wait = Text("    waiting for ")
+            wait.append(what, style="bold magenta" if blocked else "")
+            console.print(wait, overflow="ignore", crop=False)
+            if paren:
+                console.print(Text(f"    ({rest}"), overflow="fold")
+        console.print(f"{len(paused)} suspended run{'s' if len(paused) != 1 else ''}.")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in ("workflow", "run id", "since", "waiting for"):

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -27,6 +28,7 @@ from . import (
     UnknownTriggerError,
 )
 from ._cli_render import make_console, print_json
+from ._entry import locked_sentence
 
 EXIT_OK = 0
 """Every command and every run went well."""
@@ -153,6 +155,7 @@ class Session:
 
     client: Client | None
     app_target: str | None = None
+    json_requested: bool = False
     out: Console = field(default_factory=make_console)
     err: Console = field(default_factory=lambda: make_console(stderr=True))
 
@@ -183,47 +186,90 @@ class Session:
         work: Callable[[Client], Awaitable[_T]],
         *,
         as_json: bool,
-        locked_note: str | None = None,
+        what: str = "the trigger",
+        stored: bool = False,
     ) -> _T:
         """Run ``work(client)`` inside ``async with client``; map errors to exit codes.
+
+        SIGINT and SIGTERM cancel the work, so that a pass in flight releases the lease
+        on its way out (nothing of it is committed); the process then exits 130 or 143.
 
         Args:
             work: what to do with the entered client.
             as_json: report errors as JSON on stdout.
-            locked_note: what to add to a ``StateLockedError``'s message (by default,
-                whether the trigger was queued).
+            what: what a held lock leaves queued ("the trigger", "the event").
+            stored: the item is in the inbox whatever the lock says (``send_event``).
         """
         client = self.get_client()
+        received: list[int] = []
 
-        async def entered() -> _T:
-            async with client:
-                return await work(client)
+        async def entered() -> _T | None:
+            result: list[_T] = []
+            error: list[Exception] = []
+            async with anyio.create_task_group() as group:
+                if threading.current_thread() is threading.main_thread():
+                    group.start_soon(_cancel_on_signal, group.cancel_scope, received)
+                try:
+                    async with client:
+                        result.append(await work(client))
+                except Exception as exc:  # re-raised below, outside the task group
+                    error.append(exc)
+                group.cancel_scope.cancel()
+            if error:
+                raise error[0]
+            return result[0] if result else None
 
         try:
-            return anyio.run(entered)
+            outcome = anyio.run(entered)
         except TtflowError as exc:
-            self.fail(exc, as_json=as_json, locked_note=locked_note)
+            self.fail(exc, as_json=as_json, what=what, stored=stored)
+        if received:
+            name = signal.Signals(received[0]).name
+            self.err.print(
+                f"Stopped by {name}: the unfinished work committed nothing and "
+                "the lock was released.",
+                markup=False,
+            )
+            raise typer.Exit(128 + received[0])
+        return outcome  # type: ignore[return-value]
 
-    def fail(self, exc: Exception, *, as_json: bool, locked_note: str | None = None) -> NoReturn:
+    def fail(
+        self,
+        exc: Exception,
+        *,
+        as_json: bool,
+        what: str = "the trigger",
+        stored: bool = False,
+    ) -> NoReturn:
         """Report ``exc`` (on stderr, or as JSON on stdout) and exit with its code."""
         code = exit_code_for(exc)
         message = str(exc)
-        if isinstance(exc, StateLockedError) and locked_note:
-            message += f" {locked_note}"
-        elif isinstance(exc, StateLockedError):
-            message += (
-                " The trigger was queued: it fires exactly once, in a later pass."
-                if exc.queued
-                else " Nothing was queued; try again later or pass --lock-timeout."
+        queued = False
+        if isinstance(exc, StateLockedError):
+            queued = exc.queued or stored
+            message = locked_sentence(
+                queued=queued,
+                what=what,
+                otherwise="try again later, or pass --lock-timeout SECONDS to wait",
             )
+        as_json = as_json or self.json_requested
         if as_json:
             error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
             if isinstance(exc, StateLockedError):
-                error["queued"] = exc.queued
+                error["queued"] = queued
             print_json(self.out, {"error": error, "exit_code": code})
         else:
             self.err.print(f"[bold red]error:[/] {escape(message)}")
         raise typer.Exit(code)
+
+
+async def _cancel_on_signal(scope: anyio.CancelScope, received: list[int]) -> None:
+    """Cancel ``scope`` at the first SIGINT or SIGTERM, noting which one came."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            received.append(int(signum))
+            scope.cancel()
+            return
 
 
 def _user_traceback(exc: BaseException) -> str:

@@ -56,7 +56,7 @@ def locked_sentence(*, queued: bool, what: str, otherwise: str) -> str:
     """
     if queued:
         return (
-            f"Another runner holds the lock, so {what} waits in the inbox "
+            f"Another runner holds the lock, so {what} is queued in the inbox "
             "and fires exactly once in a later pass."
         )
     return f"Another runner holds the lock and nothing was queued; {otherwise}."

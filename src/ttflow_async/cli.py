@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,12 @@ try:
     import typer
 
     from ._cli_commands import examples, register_commands
+    from ._cli_render import print_json
+
+    try:  # typer 0.2x vendors click
+        from typer._click import ClickException
+    except ImportError:  # pragma: no cover - older typer on plain click
+        from click import ClickException  # type: ignore[assignment,unused-ignore]
     from ._cli_session import (
         APP_ENV_VAR,
         EXIT_FAILED,
@@ -92,6 +99,7 @@ def build_app(client: Client | None = None, *, prog: str | None = None) -> typer
         @app.callback()
         def root_with_app(
             ctx: typer.Context,
+            version: VersionOption = False,
             app_target: Annotated[
                 str | None,
                 typer.Option(
@@ -103,12 +111,14 @@ def build_app(client: Client | None = None, *, prog: str | None = None) -> typer
             ] = None,
         ) -> None:
             """Run and inspect ttflow-async workflows."""
-            ctx.obj = Session(client=None, app_target=app_target)
+            if not isinstance(ctx.obj, Session):
+                ctx.obj = Session(client=None)
+            ctx.obj.app_target = app_target
 
     else:
 
         @app.callback()
-        def root(ctx: typer.Context) -> None:
+        def root(ctx: typer.Context, version: VersionOption = False) -> None:
             """Run and inspect ttflow-async workflows."""
             if not isinstance(ctx.obj, Session):
                 ctx.obj = Session(client=client)
@@ -129,13 +139,56 @@ def run_cli(client: Client, argv: Sequence[str] | None = None) -> None:
     """
     if loading_app.is_set():
         return
-    app = build_app(client)
-    app(args=list(argv) if argv is not None else None, obj=Session(client=client))
+    args = list(sys.argv[1:] if argv is None else argv)
+    _invoke(build_app(client), args, Session(client=client), prog=None)
 
 
 def main() -> None:
     """The ``ttflow-async`` console script."""
-    build_app(None)(prog_name="ttflow-async")
+    _invoke(build_app(None), sys.argv[1:], Session(client=None), prog="ttflow-async")
+
+
+def _invoke(app: typer.Typer, args: list[str], session: Session, *, prog: str | None) -> None:
+    """Run ``app``; usage errors become exit 2, as one JSON document under ``--json``."""
+    session.json_requested = "--json" in args
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name=prog, obj=session, standalone_mode=False)
+    except typer.Abort:
+        session.err.print("Aborted.", markup=False)
+        sys.exit(EXIT_USAGE)
+    except ClickException as exc:
+        if session.json_requested:
+            print_json(
+                session.out,
+                {
+                    "error": {"type": "UsageError", "message": exc.format_message()},
+                    "exit_code": EXIT_USAGE,
+                },
+            )
+        else:
+            exc.show()
+        sys.exit(EXIT_USAGE)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ttflow-async {version('ttflow-async')}")
+        raise typer.Exit(EXIT_OK)
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option(
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
+    ),
+]
 
 
 if __name__ == "__main__":
