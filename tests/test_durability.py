@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -66,7 +65,7 @@ async def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
         worker = _worker("crash", spec, str(next_tick), "50")
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "ready", worker.stderr.read()  # type: ignore[union-attr]
-        time.sleep(rng.uniform(0.0, 0.25))
+        await anyio.sleep(rng.uniform(0.0, 0.25))
         worker.send_signal(signal.SIGKILL)
         out, _ = worker.communicate()
         killed += 1
