@@ -1,8 +1,9 @@
 """Several real runner processes on one S3 or DynamoDB store: races, fencing, crashes.
 
 Every runner is an OS process of its own (see ``tests/aws_workers.py``); the store is
-moto's server over HTTP. These tests check SIGKILL-level guarantees of SPEC §6: one
-runner at a time, no lost update, fencing of an expired runner, atomic commits.
+moto's server over HTTP (the race runs on SeaweedFS and DynamoDB Local too). These
+tests check SIGKILL-level guarantees of SPEC §6: one runner at a time, no lost update,
+fencing of an expired runner, atomic commits.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.aws_workers import (
     forkserver,
     race_worker,
 )
+from tests.real_servers import AwsTarget
 from ttflow_async import Client
 from ttflow_async._layout import decode_root
 
@@ -62,12 +64,12 @@ async def _consumed_ids(client: Client) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("kind", AWS_KINDS)
 def test_eight_racing_processes_run_every_trigger_exactly_once(
-    kind: Literal["s3", "dynamodb"], aws_spec_factory: SpecFactory, tmp_path: Path
+    aws_target: AwsTarget, aws_spec_factory: SpecFactory, tmp_path: Path
 ) -> None:
-    spec = aws_spec_factory(kind)
-    processes, runs = 8, 25
+    # On moto, SeaweedFS and DynamoDB Local (``aws_target``).
+    spec = aws_spec_factory(aws_target.kind)
+    processes, runs = 8, 40
     context = forkserver()
     workers = [
         context.Process(

@@ -18,8 +18,11 @@ Items are limited to 400 KB, so a value is cut into chunks of at most
 100 first chunks come back from one ``BatchGetItem``; most values fit in one chunk, so
 most reads and writes are one request per 100 (read) or 25 (write) values. Further
 chunks are written *before* their first chunk and deleted *after* it: a first chunk
-that exists always has all its chunks, and a crash never leaves chunks that listing
-cannot find. Every read is strongly consistent.
+that exists always has all its chunks. A blob of several chunks first gets a
+*placeholder* first chunk (its count ``n`` and no ``data``), then its further chunks,
+then its real first chunk: a crash between them leaves a placeholder that
+``list_blobs`` lists, so garbage collection finds and deletes the orphaned chunks; a
+read treats a placeholder as a missing blob. Every read is strongly consistent.
 """
 
 from __future__ import annotations
@@ -241,11 +244,27 @@ class DynamoDBStore:
                         # was lost; the retry then met our own write. ``version`` is
                         # fresh for each call, so only this call can have written it.
                         return version
+                    # Servers that ignore ReturnValuesOnConditionCheckFailure (and
+                    # answers that lost the item) return nothing: read the root.
+                    if not current and await self._root_version(db) == version:
+                        return version
                     raise RootConflict(
                         f"the root of {self.description} changed (expected version "
                         f"{expected}): another runner committed first"
                     ) from None
         return version
+
+    async def _root_version(self, db: Any) -> str | None:
+        """The current root's version token (strongly consistent), or ``None``."""
+        response = await db.get_item(
+            TableName=self.table,
+            Key=_ROOT_KEY,
+            ConsistentRead=True,
+            ProjectionExpression="#v",
+            ExpressionAttributeNames={"#v": "v"},
+        )
+        found = response.get("Item", {}).get("v", {}).get("S")
+        return None if found is None else str(found)
 
     # -- chunked values (blobs and inbox items) ---------------------------------------
 
@@ -336,9 +355,16 @@ class DynamoDBStore:
                 _put(f"{head_pk}#{item_id}", _chunk_sk(index), part)
                 for index, part in enumerate(parts[1:], start=1)
             )
+        placeholders = [
+            {"PutRequest": {"Item": {**_without_data(h["PutRequest"]["Item"])}}}
+            for h in heads
+            if counts[str(h["PutRequest"]["Item"]["sk"]["S"])] > 1
+        ]
         async with self._holder.client() as db:
             with self._translated("dynamodb:BatchWriteItem"):
                 if extras:
+                    if head_pk == "blobs":
+                        await self._batch_write(db, placeholders)
                     await self._batch_write(db, extras)
                 await self._batch_write(db, heads)
         for item_id, count in counts.items():
@@ -357,6 +383,8 @@ class DynamoDBStore:
         With ``skip_incomplete``, a value whose further chunks are (partly) gone is left
         out: a concurrent delete removes them before the first chunk.
         """
+        # A placeholder (no data) is a value whose writer has not finished or crashed.
+        heads = [h for h in heads if "data" in h]
         values = {str(h["sk"]["S"]): bytes(h["data"]["B"]) for h in heads}
         long_ids = [str(h["sk"]["S"]) for h in heads if self._head_count(h) > 1]
         counts = {str(h["sk"]["S"]): self._head_count(h) for h in heads}
@@ -473,6 +501,11 @@ class DynamoDBStore:
 def _put(pk: str, sk: str, data: bytes) -> dict[str, Any]:
     """A ``PutRequest`` of one chunk for ``BatchWriteItem``."""
     return {"PutRequest": {"Item": {"pk": {"S": pk}, "sk": {"S": sk}, "data": {"B": data}}}}
+
+
+def _without_data(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A first chunk's item as a placeholder: keys and count, no data."""
+    return {name: value for name, value in item.items() if name != "data"}
 
 
 def _request_bytes(request: Mapping[str, Any]) -> int:

@@ -5,12 +5,20 @@ Layout under the prefix::
     <prefix>/root.json       the root; its ETag is the version token
     <prefix>/blobs/<id>      one object per immutable blob (S3 needs no chunking)
     <prefix>/inbox/<id>      one object per inbox item
+    <prefix>/conditions-probe  written at ensure() and first open (see below)
 
 The root CAS is a conditional ``PutObject``: ``IfNoneMatch="*"`` when no root may
 exist yet, ``IfMatch=<etag>`` otherwise. S3 answers ``412 PreconditionFailed`` when the
 condition does not hold and ``409 ConditionalRequestConflict`` when two conditional
 writes race; both mean another writer won (:class:`RootConflict`). S3 reads are
 strongly consistent, so a root read right after a write sees it.
+
+Many S3-compatible servers (and AWS S3 before August 2024) ignore ``If-Match`` and
+``If-None-Match`` on ``PutObject``: every write succeeds, and two runners could both
+commit. So the store proves the conditions on its probe key before it is used, at
+``ensure()`` and at the first ``open()`` of each store object (three requests, once):
+a conditional create of the existing probe and a write with a stale ``If-Match`` must
+both be refused. A server that accepts either is refused with a :class:`StoreError`.
 
 The ETag changes whenever the content does. Without a customer-managed KMS key it is
 the MD5 of the body, so two roots with identical bytes share a version token; they are
@@ -24,6 +32,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from .._concurrency import gather_bounded
+from .._errors import StoreError
 from ._aws import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_REQUEST_CONCURRENCY,
@@ -90,6 +99,8 @@ class S3Store:
         self._root_key = f"{base}root.json"
         self._blob_prefix = f"{base}blobs/"
         self._inbox_prefix = f"{base}inbox/"
+        self._probe_key = f"{base}conditions-probe"
+        self._conditions_proven = False
         self._limit = request_concurrency
         self._region_name = region_name
         self._holder = AwsClientHolder(
@@ -112,12 +123,47 @@ class S3Store:
                 "create it with `ttflow-async init` or `await client.ensure_store()`, "
                 "or check the bucket name and region"
             ),
-            passthrough=(BlobNotFound, RootConflict),
+            passthrough=(StoreError,),  # RootConflict and BlobNotFound included
         )
 
     async def open(self) -> None:
         with self._translated("connect"):
             await self._holder.open()
+        if not self._conditions_proven:
+            async with self._holder.client() as s3:
+                await self._prove_conditions(s3)
+
+    async def _prove_conditions(self, s3: Any) -> None:
+        """Refuse a server that ignores conditional writes (see the module docstring)."""
+        if self._conditions_proven:
+            return
+        endpoint = getattr(getattr(s3, "meta", None), "endpoint_url", None) or "the endpoint"
+        with self._translated("s3:PutObject"):
+            await s3.put_object(Bucket=self.bucket, Key=self._probe_key, Body=b"probe")
+            checks = (
+                (
+                    {"IfNoneMatch": "*"},
+                    "a conditional create (If-None-Match: *) of an object that exists",
+                ),
+                ({"IfMatch": f'"stale-{uuid.uuid4().hex}"'}, "a write with a stale If-Match"),
+            )
+            for condition, what in checks:
+                try:
+                    await s3.put_object(
+                        Bucket=self.bucket, Key=self._probe_key, Body=b"probe", **condition
+                    )
+                except Exception as exc:
+                    if error_code(exc) in _CONFLICT_CODES or http_status(exc) == 412:
+                        continue
+                    raise
+                raise StoreError(
+                    f"{self.description} at {endpoint} accepted {what} on the key "
+                    f"{self._probe_key!r}: this S3 server ignores conditional writes, so "
+                    "two runners could both commit and lose work. Use AWS S3 or an "
+                    "S3-compatible server that implements If-Match and If-None-Match on "
+                    "PutObject (see docs/aws.md)."
+                )
+        self._conditions_proven = True
 
     async def aclose(self) -> None:
         await self._holder.aclose()
@@ -127,10 +173,14 @@ class S3Store:
             with self._translated("s3:ListBucket"):
                 try:
                     await s3.head_bucket(Bucket=self.bucket)
-                    return
+                    exists = True
                 except Exception as exc:
                     if http_status(exc) != 404:
                         raise
+                    exists = False
+            if exists:
+                await self._prove_conditions(s3)
+                return
             kwargs: dict[str, Any] = {"Bucket": self.bucket}
             region = self._region_name or s3.meta.region_name
             if region and region != "us-east-1":
@@ -142,6 +192,7 @@ class S3Store:
                     # Another process created it between our check and our create.
                     if error_code(exc) != "BucketAlreadyOwnedByYou":
                         raise
+            await self._prove_conditions(s3)
 
     async def _get(self, s3: Any, key: str) -> tuple[bytes, str] | None:
         """An object's bytes and ETag, or ``None`` if it does not exist.
@@ -327,8 +378,6 @@ class S3Store:
 
 
 def _delete_failed(description: str, count: int, first: Mapping[str, Any]) -> Exception:
-    from .._errors import StoreError
-
     code = first.get("Code", "")
     hint = (
         "; grant the s3:DeleteObject permission (see docs/aws.md)" if code == "AccessDenied" else ""
