@@ -540,9 +540,33 @@ def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_without_typer_names_the_extra() -> None:
-    done = _python("import sys; sys.modules['typer'] = None; import ttflow_async.cli")
+    done = _python("import sys; sys.modules['typer'] = None; from ttflow_async.cli import run_cli")
     assert done.returncode != 0
     assert "pip install 'ttflow-async[cli]'" in done.stderr
+
+
+def test_console_script_without_typer_exits_2_with_one_line() -> None:
+    done = _python(
+        "import sys; sys.modules['typer'] = None; from ttflow_async.cli import main; main()"
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: The ttflow-async command line needs the [cli] extra: "
+        "pip install 'ttflow-async[cli]'.\n"
+    )
+
+
+def test_dashboard_on_a_port_in_use_exits_2_with_a_sentence(app_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli(app_dir, "dashboard", "--port", str(port))
+    assert done.returncode == 2
+    assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_import_ttflow_async_pulls_in_no_cli() -> None:

@@ -1,22 +1,4 @@
-"""The command line: ``run_cli(client)`` for a script, ``ttflow-async`` for any module.
-
-A single-file script becomes a command line with::
-
-    from ttflow_async.cli import run_cli
-
-    if __name__ == "__main__":
-        run_cli(client)
-
-and ``ttflow-async --app path/to/flows.py:client <command>`` does the same for any
-module without touching it. Commands: ``run``, ``event``, ``status``, ``history``,
-``events``, ``logs``, ``workflows``, ``state get|set|clear``, ``init``, ``dashboard``.
-
-Exit codes: 0 all good; 1 some run failed or is blocked; 2 bad usage or bad input
-(malformed JSON, an unknown trigger, a reserved or invalid state); 75 the store is
-locked by another runner (the message says whether the trigger was queued).
-
-Needs the ``[cli]`` extra (typer and rich).
-"""
+"""The typer application behind ``run_cli`` and the ``ttflow-async`` console script."""
 
 from __future__ import annotations
 
@@ -26,45 +8,26 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
-try:
-    import typer
+import typer
 
-    from ._cli_commands import examples, register_commands
-    from ._cli_render import print_json
+from ._commands import examples, register_commands
+from ._render import print_json
+from ._session import (
+    APP_ENV_VAR,
+    EXIT_OK,
+    EXIT_USAGE,
+    Session,
+    loading_app,
+)
 
-    try:  # typer 0.2x vendors click
-        from typer._click import ClickException
-    except ImportError:  # pragma: no cover - older typer on plain click
-        from click import ClickException  # type: ignore[assignment,unused-ignore]
-    from ._cli_session import (
-        APP_ENV_VAR,
-        EXIT_FAILED,
-        EXIT_LOCKED,
-        EXIT_OK,
-        EXIT_USAGE,
-        Session,
-        loading_app,
-    )
-except ImportError as exc:
-    if exc.name not in ("typer", "rich", "click") and not (exc.name or "").startswith(
-        ("typer.", "rich.", "click.")
-    ):
-        raise
-    raise ImportError(
-        "the ttflow-async command line needs the [cli] extra: pip install 'ttflow-async[cli]'"
-    ) from exc
+try:  # typer 0.2x vendors click
+    from typer._click import ClickException
+except ImportError:  # pragma: no cover - older typer on plain click
+    from click import ClickException  # type: ignore[assignment,unused-ignore]
 
-from . import Client
+from .. import Client
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_LOCKED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "build_app",
-    "main",
-    "run_cli",
-]
+__all__ = ["build_app", "main", "run_cli"]
 
 
 def build_app(client: Client | None = None, *, prog: str | None = None) -> typer.Typer:
@@ -189,7 +152,3 @@ VersionOption = Annotated[
         help="Print the installed version and exit.",
     ),
 ]
-
-
-if __name__ == "__main__":
-    main()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import socket
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.text import Text
 
-from . import Client
-from ._cli_render import (
+from .. import Client
+from ._render import (
     print_event_log,
     print_history,
     print_json,
@@ -18,7 +19,7 @@ from ._cli_render import (
     print_status,
     with_progress,
 )
-from ._cli_session import (
+from ._session import (
     DASHBOARD_TOKEN_ENV_VAR,
     EXIT_FAILED,
     EXIT_USAGE,
@@ -320,6 +321,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
                     as_json=as_json,
                 )
             if not typer.confirm("Delete everything in the store?", err=True):
+                session.err.print("Nothing was deleted.", markup=False)
                 raise typer.Exit(EXIT_USAGE)
 
         async def work(client: Client) -> None:
@@ -370,10 +372,20 @@ def register_commands(app: typer.Typer, prog: str) -> None:
         session = session_of(ctx)
         try:
             web = importlib.import_module("ttflow_async.web")
-        except ImportError as exc:
+        except ImportError:
+            session.fail(
+                UsageError("The dashboard needs the [web] extra: pip install 'ttflow-async[web]'."),
+                as_json=False,
+            )
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            with socket.socket(family) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host.strip("[]"), port))
+        except OSError as exc:
             session.fail(
                 UsageError(
-                    f"the dashboard needs the [web] extra: pip install 'ttflow-async[web]' ({exc})"
+                    f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port."
                 ),
                 as_json=False,
             )

@@ -20,15 +20,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import (
+from .. import (
     Client,
     InvalidStateError,
     StateLockedError,
     TtflowError,
     UnknownTriggerError,
 )
-from ._cli_render import make_console, print_json
-from ._entry import locked_sentence
+from .._entry import locked_sentence
+from ._render import make_console, print_json
 
 EXIT_OK = 0
 """Every command and every run went well."""
