@@ -242,3 +242,30 @@ def test_every_cli_doc_snippet_runs(tmp_path: Path) -> None:
             env=env(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"),
         )
         assert done.returncode == 0, (script, done.stdout, done.stderr)
+
+
+def test_cancel_check_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    client = setup(f"local:{tmp_path / 'state.json'}")
+
+    @client.workflow()
+    async def waiter(c: RunContext) -> None:
+        await c.wait_event("go")
+
+    @client.workflow()
+    async def hello(c: RunContext, args: Any) -> None:
+        await c.log(f"hello {args}")
+
+    assert call(client, "run", "waiter", "--json") == 0
+    run_id = json.loads(capsys.readouterr().out)["results"][0]["run_id"]
+    assert call(client, "check", "--json") == 0
+    (checked,) = json.loads(capsys.readouterr().out)["checked"]
+    assert checked["run_id"] == run_id
+    assert checked["ok"] is True
+    assert call(client, "cancel", run_id, "--reason", "not needed") == 0
+    assert f"Cancelled run {run_id}." in capsys.readouterr().out
+    assert call(client, "cancel", run_id) == 2  # no longer suspended
+    assert "nothing was cancelled" in capsys.readouterr().err
+    assert call(client, "run", "hello", "1", "--key", "k1", "--json") == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 1
+    assert call(client, "run", "hello", "1", "--key", "k1", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["results"] == []

@@ -374,3 +374,15 @@ def test_responses_are_capped_below_the_platform_limit(handler: LambdaHandler, s
     assert len(body["results"]) == 80
     assert all("logs" not in r for r in body["results"])
     assert len(history(spec)) == 80
+
+
+def test_a_key_in_the_body_starts_a_trigger_once(handler: LambdaHandler, spec: str) -> None:
+    body = json.dumps({"trigger_name": "hello", "args": 1, "key": "order-7"})
+    first = handler(http_event(body), None)
+    again = handler({"trigger_name": "hello", "args": 1, "key": "order-7"}, None)
+    assert first["statusCode"] == 200
+    assert len(body_of(first)["results"]) == 1
+    assert again == {"statusCode": 200, "status": "done", "results": []}
+    assert history(spec) == ["hello"]
+    refused = handler({"key": "k"}, None)
+    assert refused["statusCode"] == 400

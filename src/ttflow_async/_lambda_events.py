@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["BODY_KEYS", "CLAIMED", "event_kind"]
 
-BODY_KEYS = frozenset({"trigger_name", "event", "args"})
+BODY_KEYS = frozenset({"trigger_name", "event", "args", "key"})
 CLAIMED = frozenset({"sqs", "http", "alb", "schedule", "eventbridge", "direct"})
 
 

@@ -17,7 +17,8 @@ first invocation and reused by the next ones.
 What it takes (docs/lambda.md has the table of every event kind):
 
 * **HTTP** (API Gateway REST and HTTP APIs, function URLs, ALB targets): ``POST`` with
-  a JSON body ``{"trigger_name": ..., "args": ...}``, ``{"event": ..., "args": ...}``
+  a JSON body ``{"trigger_name": ..., "args": ..., "key": ...}`` (``key`` optional:
+  an idempotency key), ``{"event": ..., "args": ...}``
   or none (resume what is ready). Other methods get 405 and other paths (with
   ``path=``) 404, with no pass. 200 with the results (summarised, with
   ``"truncated": true``, above the platform's size limit), 202 under a held lock, 400
@@ -150,8 +151,8 @@ def _http_body(event: Mapping[str, Any]) -> Any:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
 
 
-def parse_request(payload: Any) -> tuple[str, str | None, Any]:
-    """Validate a request payload; return ``(kind, name, args)``.
+def parse_request(payload: Any) -> tuple[str, str | None, Any, str | None]:
+    """Validate a request payload; return ``(kind, name, args, key)``.
 
     ``kind`` is ``"resume"`` (no name), ``"trigger"`` or ``"event"``.
 
@@ -159,7 +160,7 @@ def parse_request(payload: Any) -> tuple[str, str | None, Any]:
         BadRequest: the payload is not one of the accepted shapes (the reason says why).
     """
     if payload is None:
-        return "resume", None, None
+        return "resume", None, None, None
     if not isinstance(payload, Mapping):
         raise BadRequest(
             'The body must be a JSON object like {"trigger_name": "hello", "args": {}}, '
@@ -169,21 +170,28 @@ def parse_request(payload: Any) -> tuple[str, str | None, Any]:
     if unknown:
         raise BadRequest(
             f"Unknown keys {', '.join(unknown[:5])}; "
-            "the accepted keys are trigger_name, event and args."
+            "the accepted keys are trigger_name, event, args and key."
         )
     has_trigger, has_event = "trigger_name" in payload, "event" in payload
     if has_trigger and has_event:
         raise BadRequest("Give either trigger_name or event, not both.")
     if not has_trigger and not has_event:
-        if "args" in payload:
-            raise BadRequest("Args were given without a trigger_name or an event to receive them.")
-        return "resume", None, None
+        if "args" in payload or "key" in payload:
+            raise BadRequest(
+                "Args or a key were given without a trigger_name or an event to receive them."
+            )
+        return "resume", None, None, None
     key = "trigger_name" if has_trigger else "event"
     name = payload[key]
     problem = external_name_problem(name, key)
     if problem is not None:
         raise BadRequest(problem)
-    return ("trigger" if has_trigger else "event"), name, payload.get("args")
+    key_value = payload.get("key")
+    if key_value is not None:
+        problem = external_name_problem(key_value, "key")
+        if problem is not None and "reserved" not in problem:
+            raise BadRequest(problem)
+    return ("trigger" if has_trigger else "event"), name, payload.get("args"), key_value
 
 
 def _dumps(value: Any) -> str:
@@ -326,7 +334,7 @@ class LambdaHandler:
 
     async def _answer(self, payload: Any, *, source: str) -> tuple[int, dict[str, Any]]:
         try:
-            kind, name, args = parse_request(payload)
+            kind, name, args, key = parse_request(payload)
         except BadRequest as exc:
             self._log_invalid(source, str(exc))
             return 400, {"status": "invalid", "error": str(exc)}
@@ -334,10 +342,10 @@ class LambdaHandler:
         try:
             client = await self._entered_client()
             if kind == "event" and name is not None:
-                await client.send_event(name, args)
+                await client.send_event(name, args, key=key)
                 results = await client.run(lock_timeout=self.lock_timeout)
             else:
-                results = await client.run(name, args, lock_timeout=self.lock_timeout)
+                results = await client.run(name, args, lock_timeout=self.lock_timeout, key=key)
         except StateLockedError as exc:
             queued = exc.queued or kind == "event"
             return 202, {
@@ -416,7 +424,7 @@ class LambdaHandler:
             payload = _json_loads(body)
         except ValueError as exc:
             raise BadRequest(f"the message body is not valid JSON: {exc}") from None
-        kind, name, args = parse_request(payload)
+        kind, name, args, _key = parse_request(payload)
         if kind != "event" or name is None:
             raise BadRequest('an SQS message must be an event: {"event": "name", "args": ...}')
         return name, args

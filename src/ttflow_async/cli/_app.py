@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ._admin import register_admin_commands
 from ._commands import examples, register_commands
 from ._render import print_json
 from ._session import (
@@ -87,6 +88,7 @@ def build_app(client: Client | None = None, *, prog: str | None = None) -> typer
                 ctx.obj = Session(client=client)
 
     register_commands(app, prog)
+    register_admin_commands(app, prog)
     return app
 
 

@@ -33,6 +33,16 @@ from ._session import (
 
 _ABSENT = object()
 
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        metavar="KEY",
+        help="An idempotency key: a key already used within the idempotency window "
+        "starts or delivers nothing again.",
+    ),
+]
+
 LimitOption = Annotated[
     int,
     typer.Option("--limit", "-n", min=0, help="Show only the most recent N entries (0: all)."),
@@ -76,6 +86,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
             typer.Argument(metavar="ARGS_JSON", help="The trigger's args as one JSON value."),
         ] = None,
         lock_timeout: LockTimeoutOption = None,
+        key: KeyOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Fire a trigger (if given), run everything that is ready, and print each run.
@@ -90,7 +101,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
             return await with_progress(
                 session.err,
                 lambda progress: client.run(
-                    trigger, args, lock_timeout=lock_timeout, on_progress=progress
+                    trigger, args, lock_timeout=lock_timeout, on_progress=progress, key=key
                 ),
             )
 
@@ -117,6 +128,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
             typer.Argument(metavar="ARGS_JSON", help="The event's args as one JSON value."),
         ] = None,
         lock_timeout: LockTimeoutOption = None,
+        key: KeyOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Send a user event durably, then run so that it is delivered now.
@@ -128,7 +140,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
         args = parse_or_fail(session, args_json, "ARGS_JSON", as_json=as_json)
 
         async def work(client: Client) -> list[Any]:
-            await client.send_event(name, args)
+            await client.send_event(name, args, key=key)
             return await with_progress(
                 session.err,
                 lambda progress: client.run(lock_timeout=lock_timeout, on_progress=progress),

@@ -25,6 +25,7 @@ from .. import (
     InvalidStateError,
     StateLockedError,
     TtflowError,
+    UnknownRunError,
     UnknownTriggerError,
 )
 from .._entry import locked_sentence
@@ -287,7 +288,7 @@ def exit_code_for(exc: BaseException) -> int:
     """The exit code for an error raised by a command."""
     if isinstance(exc, StateLockedError):
         return EXIT_LOCKED
-    if isinstance(exc, UsageError | UnknownTriggerError | InvalidStateError):
+    if isinstance(exc, UsageError | UnknownTriggerError | UnknownRunError | InvalidStateError):
         return EXIT_USAGE
     return EXIT_FAILED
 
