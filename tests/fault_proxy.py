@@ -6,12 +6,19 @@ connection of its own. A :class:`Fault` picks requests by a predicate and breaks
 - ``"error_500"``: answer ``500 Internal Server Error`` without forwarding;
 - ``"drop_answer"``: forward (the upstream applies it), then close without answering,
   as when a connection dies after the service did the work;
-- ``"cut_body"``: forward, then send the headers and half the body and close.
+- ``"cut_body"``: forward, then send the headers and half the body and close;
+- ``"strip_conditions"``: forward without ``If-Match`` / ``If-None-Match``, as a server
+  that ignores conditional writes would treat them;
+- ``"strip_item"``: forward, then remove ``Item`` from a DynamoDB answer (as servers
+  that ignore ``ReturnValuesOnConditionCheckFailure`` answer), its checksum redone;
+- ``"delay"``: wait ``Fault.delay`` seconds, then forward (a slow server).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,8 +45,11 @@ class Fault:
     """Break the next ``times`` requests that ``matches`` selects."""
 
     matches: Callable[[Request], bool]
-    action: Literal["error_500", "drop_answer", "cut_body"]
+    action: Literal[
+        "error_500", "drop_answer", "cut_body", "strip_conditions", "strip_item", "delay"
+    ]
     times: int = 1
+    delay: float = 0.0
     hits: list[Request] = field(default_factory=list)
 
 
@@ -89,7 +99,13 @@ class FaultProxy:
                 )
                 await writer.drain()
                 return
+            if fault is not None and fault.action == "strip_conditions":
+                _strip_conditions(request)
+            if fault is not None and fault.action == "delay":
+                await asyncio.sleep(fault.delay)
             answer = await self._forward(request)
+            if fault is not None and fault.action == "strip_item":
+                answer = _without_item(answer)
             if fault is not None and fault.action == "drop_answer":
                 return
             if fault is not None and fault.action == "cut_body":
@@ -136,3 +152,63 @@ class FaultProxy:
             return await reader.read()
         finally:
             writer.close()
+
+
+def _without_item(answer: bytes) -> bytes:
+    """A DynamoDB answer without its ``Item`` (length and CRC32 header redone)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {line.partition(":")[0].strip().lower() for line in lines[1:]}
+    if "transfer-encoding" in headers:
+        body = _dechunked(body)
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return answer
+    if not isinstance(document, dict) or "Item" not in document:
+        return answer
+    del document["Item"]
+    body = json.dumps(document).encode()
+    kept = [
+        line
+        for line in lines[1:]
+        if line.partition(":")[0].strip().lower()
+        not in {"content-length", "x-amz-crc32", "transfer-encoding"}
+    ]
+    kept += [f"Content-Length: {len(body)}", f"x-amz-crc32: {zlib.crc32(body)}"]
+    return ("\r\n".join([lines[0], *kept]) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _dechunked(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return out
+
+
+def _strip_conditions(request: Request) -> None:
+    """Drop ``If-Match`` / ``If-None-Match`` and sign the request again without them.
+
+    The test credentials are the emulator's dummy ones (``testing``), so the proxy can
+    produce the signature a client that never sent the headers would have.
+    """
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    for name in ("if-match", "if-none-match", "authorization", "x-amz-date"):
+        request.headers.pop(name, None)
+    host = request.headers.get("host", "127.0.0.1")
+    unsigned = AWSRequest(
+        method=request.method,
+        url=f"http://{host}{request.path}",
+        headers=dict(request.headers),
+        data=request.body,
+    )
+    S3SigV4Auth(Credentials("testing", "testing"), "s3", "us-east-1").add_auth(unsigned)
+    request.headers.update({k.lower(): str(v) for k, v in unsigned.headers.items()})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -48,6 +49,23 @@ def load_aioboto3(store_kind: str) -> Any:
             f'the "{store_kind}:" store needs aioboto3, which is not installed; run: {INSTALL_HINT}'
         ) from exc
     return aioboto3
+
+
+_DEFAULT_SESSION: list[Any] = []
+_DEFAULT_SESSION_LOCK = threading.Lock()
+
+
+def default_session(aioboto3: Any) -> Any:
+    """One ``aioboto3.Session`` per process for stores not given a session of their own.
+
+    botocore parses its service models and endpoint data once per session, in C calls
+    that hold the GIL for up to ~0.1 s: sharing the session makes that a once-per-process
+    cost instead of a per-store one. Credentials are still resolved per client.
+    """
+    with _DEFAULT_SESSION_LOCK:
+        if not _DEFAULT_SESSION:
+            _DEFAULT_SESSION.append(aioboto3.Session())
+        return _DEFAULT_SESSION[0]
 
 
 def client_config(request_concurrency: int, retry_mode: str, max_attempts: int) -> Any:
@@ -118,7 +136,9 @@ class AwsClientHolder:
         async def build() -> Any:
             return await self._new_client()._coro
 
-        return asyncio.run(build())
+        client = asyncio.run(build())
+        _prepare_connections(client)
+        return client
 
     async def _enter(self, stack: contextlib.AsyncExitStack) -> Any:
         """Build a client off the event loop, then enter it (its HTTP session) here."""
@@ -161,6 +181,41 @@ class AwsClientHolder:
             return
         async with contextlib.AsyncExitStack() as stack:
             yield await self._enter(stack)
+
+
+def _prepare_connections(client: Any) -> None:
+    """Build the client's TLS context now, in this worker thread, not on the loop.
+
+    aiobotocore makes its aiohttp connector on the first request, on the event loop,
+    and loading the CA bundle into a new TLS context takes 50-100 ms there. The
+    context is built here instead and the connector made with it. A transport that
+    does not look as expected is left alone (it then builds its context itself).
+    """
+    http = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    needed = ("_create_connector", "_verify", "_get_ssl_context", "_connector_args")
+    if http is None or not all(hasattr(http, name) for name in needed):
+        return
+    import aiohttp
+    from botocore.httpsession import get_cert_path
+
+    context = None
+    if bool(http._verify):
+        context = http._get_ssl_context()
+        cert_file = getattr(http, "_cert_file", None)
+        if cert_file:
+            context.load_cert_chain(cert_file, getattr(http, "_key_file", None))
+        ca_certs = get_cert_path(http._verify)
+        if ca_certs:
+            context.load_verify_locations(ca_certs, None, None)
+    original = http._create_connector
+    limit = getattr(http, "_max_pool_connections", DEFAULT_REQUEST_CONCURRENCY)
+
+    def create_connector(proxy_url: Any) -> Any:
+        if proxy_url:
+            return original(proxy_url)
+        return aiohttp.TCPConnector(limit=limit, ssl=context or False, **http._connector_args)
+
+    http._create_connector = create_connector
 
 
 def chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:

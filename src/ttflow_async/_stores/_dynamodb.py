@@ -44,6 +44,7 @@ from ._aws import (
     AwsClientHolder,
     chunked,
     client_config,
+    default_session,
     error_code,
     load_aioboto3,
     translated,
@@ -112,7 +113,7 @@ class DynamoDBStore:
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._holder = AwsClientHolder(
             "dynamodb",
-            session if session is not None else aioboto3.Session(),
+            session if session is not None else default_session(aioboto3),
             client_config(request_concurrency, retry_mode, max_attempts),
             endpoint_url=endpoint_url,
             region_name=region_name,

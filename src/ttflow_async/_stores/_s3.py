@@ -39,6 +39,7 @@ from ._aws import (
     AwsClientHolder,
     chunked,
     client_config,
+    default_session,
     error_code,
     http_status,
     load_aioboto3,
@@ -105,7 +106,7 @@ class S3Store:
         self._region_name = region_name
         self._holder = AwsClientHolder(
             "s3",
-            session if session is not None else aioboto3.Session(),
+            session if session is not None else default_session(aioboto3),
             client_config(request_concurrency, retry_mode, max_attempts),
             endpoint_url=endpoint_url,
             region_name=region_name,
