@@ -681,6 +681,7 @@ async def test_openapi_schema_documents_every_endpoint(http: httpx.AsyncClient) 
         "/api/status",
         "/api/trigger",
         "/api/resume",
+        "/api/runs/{run_id}/cancel",
     }
     trigger = schema["paths"]["/api/trigger"]["post"]
     assert trigger["responses"]["200"]["content"]["application/json"]["schema"] == {

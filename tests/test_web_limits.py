@@ -208,3 +208,31 @@ def test_a_50_mb_body_is_refused_fast_without_growing_the_server(
     assert elapsed < 2.0
     assert grown_mb < 20, f"the server grew by {grown_mb:.1f} MB"
     assert process.poll() is None
+
+
+async def test_cancel_from_the_dashboard_and_cancelled_runs_in_the_history(
+    tmp_path: Path,
+) -> None:
+    client = make_client(tmp_path)
+
+    @client.workflow()
+    async def waiter(c: RunContext) -> None:
+        await c.wait_event("go")
+
+    async with client:
+        (started,) = await client.run("waiter")
+    app = create_app(client, token=TOKEN)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        refused = await http.post(f"/api/runs/{started.run_id}/cancel")
+        assert refused.status_code == 401
+        done = await http.post(f"/api/runs/{started.run_id}/cancel", headers=AUTH)
+        assert done.status_code == 200
+        assert done.json() == {"run_id": started.run_id}
+        again = await http.post(f"/api/runs/{started.run_id}/cancel", headers=AUTH)
+        assert again.status_code == 404
+        listed = await http.get("/api/runs/history")
+    assert listed.status_code == 200  # "cancelled" is a status the history model knows
+    (entry,) = listed.json()
+    assert entry["status"] == "cancelled"
+    assert entry["error_message"]

@@ -25,11 +25,13 @@ from .. import (
     StateLockedError,
     StoreError,
     TtflowError,
+    UnknownRunError,
     UnknownTriggerError,
 )
 from .._entry import external_name_problem, locked_sentence
 from ._flow import build_flow
 from ._models import (
+    CancelledOut,
     ErrorOut,
     EventIn,
     EventLogEntryOut,
@@ -113,6 +115,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return handler
 
     app.add_exception_handler(UnknownTriggerError, error(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(UnknownRunError, error(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(InvalidStateError, error(status.HTTP_400_BAD_REQUEST))
     app.add_exception_handler(CorruptStateError, error(status.HTTP_503_SERVICE_UNAVAILABLE))
     app.add_exception_handler(StoreError, error(status.HTTP_503_SERVICE_UNAVAILABLE))
@@ -337,6 +340,26 @@ def create_app(
         except StateLockedError:
             return _locked_response(queued=False, what="the resume")
         return _pass_out(results)
+
+    @app.post(
+        "/api/runs/{run_id}/cancel",
+        tags=["write"],
+        dependencies=[Depends(require_token)],
+        response_model=CancelledOut,
+        responses={
+            **_ERRORS,
+            status.HTTP_404_NOT_FOUND: {"model": ErrorOut, "description": "Not suspended"},
+            status.HTTP_409_CONFLICT: {"model": LockedOut, "description": "The lock is held"},
+        },
+    )
+    async def cancel_run(run_id: str) -> CancelledOut | JSONResponse:
+        """End a suspended or blocked run with status cancelled (``client.cancel``)."""
+        try:
+            await client.cancel(run_id, "cancelled from the dashboard")
+        except StateLockedError:
+            return _locked_response(queued=False, what="the cancellation")
+        logger.info("dashboard cancelled run %r", run_id)
+        return CancelledOut(run_id=run_id)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -12,8 +12,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TriggerKind = Literal["trigger", "event", "every", "state"]
-RunStatus = Literal["succeeded", "failed", "paused", "blocked"]
+from .._records import (
+    EventLogEntry,
+    RunHistoryEntry,
+    RunStatus,
+    TriggerInfo,
+    WorkflowInfo,
+    WorkflowRunResult,
+)
+from .._triggers import TriggerKind as TriggerKind
+
+# The public records are the dashboard's answers too: one declaration each.
+TriggerOut = TriggerInfo
+WorkflowOut = WorkflowInfo
+HistoryEntryOut = RunHistoryEntry
+EventLogEntryOut = EventLogEntry
+RunResultOut = WorkflowRunResult
 WaitKind = Literal["next_run", "event", "timer", "blocked"]
 
 NAME_MAX_LENGTH = 512
@@ -21,21 +35,6 @@ NAME_MAX_LENGTH = 512
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class TriggerOut(_Out):
-    """What starts a workflow."""
-
-    kind: TriggerKind = Field(description="trigger, event, every or state")
-    name: str = Field(description="the trigger, event or state name")
-
-
-class WorkflowOut(_Out):
-    """A registered workflow."""
-
-    name: str
-    description: str | None = Field(description="the workflow function's docstring")
-    trigger: TriggerOut
 
 
 class WaitingForOut(_Out):
@@ -55,23 +54,6 @@ class SuspendedRunOut(_Out):
     run_id: str
     since: datetime
     waiting_for: WaitingForOut
-
-
-class HistoryEntryOut(_Out):
-    """A finished run."""
-
-    workflow_name: str
-    run_id: str
-    timestamp: datetime
-    status: Literal["succeeded", "failed"]
-
-
-class EventLogEntryOut(_Out):
-    """A delivered event."""
-
-    event_name: str
-    args: Any = Field(description="the event's JSON arguments")
-    timestamp: datetime
 
 
 class RunLogsOut(_Out):
@@ -141,23 +123,18 @@ class StatusOut(_Out):
     writes_enabled: bool = Field(description="whether the dashboard was given a token")
 
 
-class RunResultOut(_Out):
-    """The outcome of one run within a pass."""
-
-    workflow_name: str
-    run_id: str
-    status: RunStatus
-    error_message: str | None
-    logs: list[str]
-    triggered_by: str
-
-
 class PassOut(_Out):
     """The outcome of a write action: the runs of the pass, or that it was queued."""
 
     queued: bool = Field(description="stored durably for a later pass (the lock was held)")
     message: str | None = Field(default=None, description="why it was queued")
     results: list[RunResultOut] = Field(description="one result per run that executed")
+
+
+class CancelledOut(_Out):
+    """A run ended by ``cancel``."""
+
+    run_id: str
 
 
 class ErrorOut(_Out):
