@@ -1,13 +1,29 @@
-"""Which kind of AWS event reached the Lambda handler (the table in docs/lambda.md)."""
+"""Which kind of AWS event reached the Lambda handler (the table in docs/lambda.md), and
+the size cap of what it answers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BODY_KEYS", "CLAIMED", "event_kind"]
+__all__ = [
+    "ALB_RESPONSE_LIMIT",
+    "BODY_KEYS",
+    "CLAIMED",
+    "LAMBDA_RESPONSE_LIMIT",
+    "REASONS",
+    "capped",
+    "dumps",
+    "event_kind",
+]
 
 BODY_KEYS = frozenset({"trigger_name", "event", "args", "key"})
+
+# Lambda's synchronous response limit is 6 MB (6,291,456 bytes) and ALB's body limit
+# 1 MB; the handler stays below both with room for the envelope.
+LAMBDA_RESPONSE_LIMIT = 6_000_000
+ALB_RESPONSE_LIMIT = 1_000_000
 CLAIMED = frozenset({"sqs", "http", "alb", "schedule", "eventbridge", "direct"})
 
 
@@ -96,3 +112,47 @@ def event_kind(event: Any) -> str:
         if key in event:
             return kind
     return "unknown"
+
+
+def dumps(value: Any) -> str:
+    """Compact ASCII JSON: what the runtime sends back, measured in bytes by ``len``."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+
+
+def capped(body: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``body``, with its results summarised (and cut) when it exceeds ``limit`` bytes."""
+    if len(dumps(body)) <= limit or "results" not in body:
+        return body
+    keep = ("workflow_name", "run_id", "status", "error_message", "triggered_by")
+    summaries: list[dict[str, Any]] = []
+    used = 200
+    for result in body["results"]:
+        summary = {k: result.get(k) for k in keep}
+        if summary["error_message"] is not None:
+            summary["error_message"] = summary["error_message"][:500]
+        size = len(dumps(summary)) + 1
+        if used + size > limit:
+            break
+        summaries.append(summary)
+        used += size
+    return {
+        **body,
+        "results": summaries,
+        "truncated": True,
+        "runs": len(body["results"]),
+        "note": (
+            f"The full results exceed {limit} bytes, so logs and values are left out"
+            + ("." if len(summaries) == len(body["results"]) else " and the list is cut.")
+            + " Read them with run_history() or run_logs()."
+        ),
+    }
+
+
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+}

@@ -14,29 +14,11 @@ loop for the life of the execution environment and keeps the client entered
 (``async with client``) across warm invocations: store connections are opened on the
 first invocation and reused by the next ones.
 
-What it takes (docs/lambda.md has the table of every event kind):
-
-* **HTTP** (API Gateway REST and HTTP APIs, function URLs, ALB targets): ``POST`` with
-  a JSON body ``{"trigger_name": ..., "args": ..., "key": ...}`` (``key`` optional:
-  an idempotency key), ``{"event": ..., "args": ...}``
-  or none (resume what is ready). Other methods get 405 and other paths (with
-  ``path=``) 404, with no pass. 200 with the results (summarised, with
-  ``"truncated": true``, above the platform's size limit), 202 under a held lock, 400
-  for a bad body, 500 when the store fails. ALB requests with multi-value headers are
-  answered with ``multiValueHeaders``.
-* **Scheduled events** (EventBridge / CloudWatch Events ``Scheduled Event``): a
-  resume ``run()``. Another EventBridge event needs a ``detail`` with ``trigger_name``
-  or ``event``; without one it is refused.
-* **Direct invocations** with the same JSON as the HTTP body (or ``{}``).
-* **SQS**: every record's body is an event, sent with ``send_event`` keyed by the
-  message id (a redelivered message is not delivered twice), then one ``run()``.
-  Bad records are reported in ``batchItemFailures``; in a FIFO queue the first
-  failure also fails every later record of the batch, keeping group order.
-
-Every other event (authorizer requests, S3, SNS, Kinesis, DynamoDB streams, Cognito,
-...) is refused loudly: logged at ERROR on the ``ttflow_async.aws_lambda`` logger with
-its kind, and raised as :class:`UnsupportedEventError`, so that asynchronous and
-stream sources retry and then dead-letter it instead of dropping it silently.
+It serves HTTP ``POST`` requests (API Gateway, function URLs, ALB), scheduled events,
+SQS batches and direct invocations, and refuses every other event kind loudly: logged
+at ERROR and raised as :class:`UnsupportedEventError`, so that asynchronous and stream
+sources retry and dead-letter it. docs/lambda.md has the table of every event kind,
+the bodies, the responses and their size caps.
 """
 
 from __future__ import annotations
@@ -52,16 +34,27 @@ from typing import Any
 
 from . import Client, InvalidStateError, StateLockedError, TtflowError, UnknownTriggerError
 from ._entry import external_name_problem, locked_sentence, short
-from ._lambda_events import BODY_KEYS, CLAIMED, event_kind
+from ._lambda_events import (
+    ALB_RESPONSE_LIMIT,
+    BODY_KEYS,
+    CLAIMED,
+    LAMBDA_RESPONSE_LIMIT,
+    REASONS,
+    capped,
+    dumps,
+    event_kind,
+)
 
-__all__ = ["LambdaHandler", "UnsupportedEventError", "event_kind", "lambda_handler"]
+__all__ = [
+    "ALB_RESPONSE_LIMIT",
+    "LAMBDA_RESPONSE_LIMIT",
+    "LambdaHandler",
+    "UnsupportedEventError",
+    "event_kind",
+    "lambda_handler",
+]
 
 logger = logging.getLogger("ttflow_async.aws_lambda")
-
-# Lambda's synchronous response limit is 6 MB (6,291,456 bytes) and ALB's body limit
-# 1 MB; the handler stays below both with room for the envelope.
-LAMBDA_RESPONSE_LIMIT = 6_000_000
-ALB_RESPONSE_LIMIT = 1_000_000
 
 
 class UnsupportedEventError(TtflowError):
@@ -194,39 +187,6 @@ def parse_request(payload: Any) -> tuple[str, str | None, Any, str | None]:
     return ("trigger" if has_trigger else "event"), name, payload.get("args"), key_value
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
-
-
-def _capped(body: dict[str, Any], limit: int) -> dict[str, Any]:
-    """``body``, with its results summarised (and cut) when it exceeds ``limit`` bytes."""
-    if len(_dumps(body)) <= limit or "results" not in body:
-        return body
-    keep = ("workflow_name", "run_id", "status", "error_message", "triggered_by")
-    summaries: list[dict[str, Any]] = []
-    used = 200
-    for result in body["results"]:
-        summary = {k: result.get(k) for k in keep}
-        if summary["error_message"] is not None:
-            summary["error_message"] = summary["error_message"][:500]
-        size = len(_dumps(summary)) + 1
-        if used + size > limit:
-            break
-        summaries.append(summary)
-        used += size
-    return {
-        **body,
-        "results": summaries,
-        "truncated": True,
-        "runs": len(body["results"]),
-        "note": (
-            f"The full results exceed {limit} bytes, so logs and values are left out"
-            + ("." if len(summaries) == len(body["results"]) else " and the list is cut.")
-            + " Read them with run_history() or run_logs()."
-        ),
-    }
-
-
 class LambdaHandler:
     """A synchronous Lambda handler that drives a client on a long-lived event loop.
 
@@ -288,7 +248,7 @@ class LambdaHandler:
             status, body = await self._answer(None, source=kind)
         else:
             status, body = await self._answer(event if event != {} else None, source=kind)
-        return {"statusCode": status, **_capped(body, LAMBDA_RESPONSE_LIMIT)}
+        return {"statusCode": status, **capped(body, LAMBDA_RESPONSE_LIMIT)}
 
     async def _handle_http(self, event: Mapping[str, Any], *, alb: bool) -> dict[str, Any]:
         method, path = _http_method_and_path(event)
@@ -321,11 +281,11 @@ class LambdaHandler:
         headers = {"Content-Type": "application/json", **extra}
         response: dict[str, Any] = {
             "statusCode": status,
-            "body": _dumps(_capped(body, limit)),
+            "body": dumps(capped(body, limit)),
             "isBase64Encoded": False,
         }
         if alb:
-            response["statusDescription"] = f"{status} {_REASONS.get(status, '')}".strip()
+            response["statusDescription"] = f"{status} {REASONS.get(status, '')}".strip()
         if alb and "multiValueHeaders" in event:
             response["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
         else:
@@ -428,13 +388,3 @@ class LambdaHandler:
         if kind != "event" or name is None:
             raise BadRequest('an SQS message must be an event: {"event": "name", "args": ...}')
         return name, args
-
-
-_REASONS = {
-    200: "OK",
-    202: "Accepted",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    500: "Internal Server Error",
-}
