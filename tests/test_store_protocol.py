@@ -402,3 +402,18 @@ def test_aws_store_options_are_checked_at_setup(aws_kind: str) -> None:
         setup(spec, request_concurrency=0)
     with pytest.raises(TypeError):
         setup(spec, no_such_option=1)
+
+
+@pytest.mark.aws
+@pytest.mark.parametrize("method", ["read_root", "list_blobs", "inbox_list", "open", "ensure"])
+async def test_a_client_that_cannot_be_built_raises_a_store_error(
+    aws_endpoint: str, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    # No region anywhere: botocore refuses to build a DynamoDB client (S3 has a default
+    # region), before any request is sent.
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    store = store_from_spec(_spec("dynamodb", unique_name("dynamodb")))
+    with pytest.raises(StoreError, match="no AWS region configured"):
+        await getattr(store, method)()
+    await store.aclose()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -216,6 +216,17 @@ def _prepare_connections(client: Any) -> None:
         return aiohttp.TCPConnector(limit=limit, ssl=context or False, **http._connector_args)
 
     http._create_connector = create_connector
+
+
+@contextlib.asynccontextmanager
+async def translated_client(
+    holder: AwsClientHolder, translate: Callable[[], contextlib.AbstractContextManager[None]]
+) -> AsyncIterator[Any]:
+    """``holder.client()``, with a failure to build or connect it translated as well."""
+    async with contextlib.AsyncExitStack() as stack:
+        with translate():
+            client = await stack.enter_async_context(holder.client())
+        yield client
 
 
 def chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:

@@ -48,6 +48,7 @@ from ._aws import (
     error_code,
     load_aioboto3,
     translated,
+    translated_client,
 )
 from ._protocol import BlobNotFound, RootConflict
 
@@ -140,15 +141,20 @@ class DynamoDBStore:
             "nothing was changed. Point the store at a table of its own."
         )
 
+    def _client(self) -> Any:
+        """The store's client, a failure to build or connect it a StoreError."""
+        return translated_client(self._holder, lambda: self._translated("connect"))
+
     async def open(self) -> None:
         with self._translated("connect"):
             await self._holder.open()
 
     async def aclose(self) -> None:
-        await self._holder.aclose()
+        with self._translated("close"):
+            await self._holder.aclose()
 
     async def ensure(self) -> None:
-        async with self._holder.client() as db:
+        async with self._client() as db:
             with self._translated("dynamodb:DescribeTable"):
                 try:
                     description = (await db.describe_table(TableName=self.table))["Table"]
@@ -197,7 +203,7 @@ class DynamoDBStore:
             )
 
     async def read_root(self) -> tuple[bytes, str] | None:
-        async with self._holder.client() as db:
+        async with self._client() as db:
             with self._translated("dynamodb:GetItem"):
                 response = await db.get_item(
                     TableName=self.table, Key=_ROOT_KEY, ConsistentRead=True
@@ -227,7 +233,7 @@ class DynamoDBStore:
                 "ExpressionAttributeValues": {":expected": {"S": expected}},
             }
         item = {**_ROOT_KEY, "data": {"B": data}, "v": {"S": version}}
-        async with self._holder.client() as db:
+        async with self._client() as db:
             with self._translated("dynamodb:PutItem"):
                 try:
                     await db.put_item(
@@ -361,7 +367,7 @@ class DynamoDBStore:
             for h in heads
             if counts[str(h["PutRequest"]["Item"]["sk"]["S"])] > 1
         ]
-        async with self._holder.client() as db:
+        async with self._client() as db:
             with self._translated("dynamodb:BatchWriteItem"):
                 if extras:
                     if head_pk == "blobs":
@@ -426,7 +432,7 @@ class DynamoDBStore:
             i: self._counts[f"{head_pk}/{i}"] for i in unique if f"{head_pk}/{i}" in self._counts
         }
         unknown = [{"pk": {"S": head_pk}, "sk": {"S": i}} for i in unique if i not in counts]
-        async with self._holder.client() as db:
+        async with self._client() as db:
             if unknown:
                 with self._translated("dynamodb:BatchGetItem"):
                     heads = await self._batch_get(db, unknown, projection="#pk, #sk, #n")
@@ -464,7 +470,7 @@ class DynamoDBStore:
         if not unique:
             return {}
         keys = [{"pk": {"S": "blobs"}, "sk": {"S": i}} for i in unique]
-        async with self._holder.client() as db:
+        async with self._client() as db:
             with self._translated("dynamodb:BatchGetItem"):
                 heads = await self._batch_get(db, keys)
             found = await self._read_chunked(db, "blobs", heads)
@@ -477,7 +483,7 @@ class DynamoDBStore:
         await self._delete_chunked("blobs", ids)
 
     async def list_blobs(self) -> list[str]:
-        async with self._holder.client() as db:
+        async with self._client() as db:
             with self._translated("dynamodb:Query"):
                 items = await self._query_all(db, "blobs", projection="sk")
         return [str(item["sk"]["S"]) for item in items]
@@ -488,7 +494,7 @@ class DynamoDBStore:
         await self._put_chunked("inbox", {item_id: data})
 
     async def inbox_list(self) -> list[tuple[str, bytes]]:
-        async with self._holder.client() as db:
+        async with self._client() as db:
             with self._translated("dynamodb:Query"):
                 heads = await self._query_all(db, "inbox")
             # An item with missing chunks is being deleted by a runner that consumed it.

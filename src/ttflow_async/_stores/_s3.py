@@ -44,6 +44,7 @@ from ._aws import (
     http_status,
     load_aioboto3,
     translated,
+    translated_client,
 )
 from ._protocol import BlobNotFound, RootConflict
 
@@ -127,11 +128,15 @@ class S3Store:
             passthrough=(StoreError,),  # RootConflict and BlobNotFound included
         )
 
+    def _client(self) -> Any:
+        """The store's client, a failure to build or connect it a StoreError."""
+        return translated_client(self._holder, lambda: self._translated("connect"))
+
     async def open(self) -> None:
         with self._translated("connect"):
             await self._holder.open()
         if not self._conditions_proven:
-            async with self._holder.client() as s3:
+            async with self._client() as s3:
                 await self._prove_conditions(s3)
 
     async def _prove_conditions(self, s3: Any) -> None:
@@ -167,10 +172,11 @@ class S3Store:
         self._conditions_proven = True
 
     async def aclose(self) -> None:
-        await self._holder.aclose()
+        with self._translated("close"):
+            await self._holder.aclose()
 
     async def ensure(self) -> None:
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
             with self._translated("s3:ListBucket"):
                 try:
                     await s3.head_bucket(Bucket=self.bucket)
@@ -231,7 +237,7 @@ class S3Store:
         raise AssertionError("unreachable")
 
     async def read_root(self) -> tuple[bytes, str] | None:
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
             with self._translated("s3:GetObject"):
                 return await self._get(s3, self._root_key)
 
@@ -242,7 +248,7 @@ class S3Store:
         # which silently resends a PUT whose kept-alive connection died), the second
         # attempt meets the first one's write; the token tells it apart from a rival's.
         token = uuid.uuid4().hex
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
             with self._translated("s3:PutObject"):
                 try:
                     response = await s3.put_object(
@@ -284,7 +290,7 @@ class S3Store:
     async def put_blobs(self, blobs: Mapping[str, bytes]) -> None:
         if not blobs:
             return
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
 
             def put(key: str, data: bytes) -> Any:
                 return lambda: s3.put_object(Bucket=self.bucket, Key=key, Body=data)
@@ -297,7 +303,7 @@ class S3Store:
     async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
         if not ids:
             return {}
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
 
             def get(blob_id: str) -> Any:
                 async def fetch() -> bytes:
@@ -316,7 +322,7 @@ class S3Store:
     async def _delete_keys(self, keys: list[str]) -> None:
         if not keys:
             return
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
 
             def delete(batch: Any) -> Any:
                 async def run() -> None:
@@ -339,7 +345,7 @@ class S3Store:
 
     async def _list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
             paginator = s3.get_paginator("list_objects_v2")
             with self._translated("s3:ListBucket"):
                 async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
@@ -350,7 +356,7 @@ class S3Store:
         return await self._list_keys(self._blob_prefix)
 
     async def inbox_put(self, item_id: str, data: bytes) -> None:
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
             with self._translated("s3:PutObject"):
                 await s3.put_object(
                     Bucket=self.bucket, Key=f"{self._inbox_prefix}{item_id}", Body=data
@@ -360,7 +366,7 @@ class S3Store:
         ids = sorted(await self._list_keys(self._inbox_prefix))
         if not ids:
             return []
-        async with self._holder.client() as s3:
+        async with self._client() as s3:
 
             def get(item_id: str) -> Any:
                 async def fetch() -> bytes | None:
