@@ -269,3 +269,20 @@ def test_cancel_check_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert len(json.loads(capsys.readouterr().out)["results"]) == 1
     assert call(client, "run", "hello", "1", "--key", "k1", "--json") == 0
     assert json.loads(capsys.readouterr().out)["results"] == []
+
+
+def test_store_overrides_the_clients_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = make_client(tmp_path)
+    other = tmp_path / "other.json"
+    assert call(client, "--store", f"local:{other}", "run", "hello", "1") == 0
+    assert other.exists()
+    assert not (tmp_path / "state.json").exists()
+    capsys.readouterr()
+    assert call(make_client(tmp_path), "--store", "onmemory", "status") == 0
+    captured = capsys.readouterr()
+    assert "Store: onmemory" in captured.out
+    assert "keeps nothing after this command exits" in captured.err
+    assert call(make_client(tmp_path), "--store", "nowhere:x", "status") == 2
+    assert "unknown store spec" in capsys.readouterr().err

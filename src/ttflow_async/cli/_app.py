@@ -64,6 +64,7 @@ def build_app(client: Client | None = None, *, prog: str | None = None) -> typer
         def root_with_app(
             ctx: typer.Context,
             version: VersionOption = False,
+            store: StoreOption = None,
             app_target: Annotated[
                 str | None,
                 typer.Option(
@@ -78,14 +79,18 @@ def build_app(client: Client | None = None, *, prog: str | None = None) -> typer
             if not isinstance(ctx.obj, Session):
                 ctx.obj = Session(client=None)
             ctx.obj.app_target = app_target
+            ctx.obj.store_spec = store
 
     else:
 
         @app.callback()
-        def root(ctx: typer.Context, version: VersionOption = False) -> None:
+        def root(
+            ctx: typer.Context, version: VersionOption = False, store: StoreOption = None
+        ) -> None:
             """Run and inspect ttflow-async workflows."""
             if not isinstance(ctx.obj, Session):
                 ctx.obj = Session(client=client)
+            ctx.obj.store_spec = store
 
     register_commands(app, prog)
     register_admin_commands(app, prog)
@@ -152,5 +157,15 @@ VersionOption = Annotated[
         callback=_show_version,
         is_eager=True,
         help="Print the installed version and exit.",
+    ),
+]
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        metavar="SPEC",
+        help="Open this store instead of the client's own (local:path, s3:bucket/prefix, "
+        "dynamodb:table, onmemory).",
     ),
 ]

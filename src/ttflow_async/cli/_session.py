@@ -27,6 +27,7 @@ from .. import (
     TtflowError,
     UnknownRunError,
     UnknownTriggerError,
+    setup,
 )
 from .._entry import locked_sentence
 from ._render import make_console, print_json
@@ -157,10 +158,28 @@ class Session:
     client: Client | None
     app_target: str | None = None
     json_requested: bool = False
+    store_spec: str | None = None
+    _store_checked: bool = False
     out: Console = field(default_factory=make_console)
     err: Console = field(default_factory=lambda: make_console(stderr=True))
 
     def get_client(self) -> Client:
+        client = self._loaded_client()
+        if not self._store_checked:
+            self._store_checked = True
+            if self.store_spec is not None:
+                try:
+                    client.store = setup(self.store_spec).store
+                except (TtflowError, ValueError) as exc:
+                    self.fail(UsageError(f"--store {self.store_spec!r}: {exc}"), as_json=False)
+            if client.store.description == "onmemory":
+                self.err.print(
+                    "Note: the onmemory store keeps nothing after this command exits.",
+                    markup=False,
+                )
+        return client
+
+    def _loaded_client(self) -> Client:
         if self.client is None:
             if not self.app_target:
                 self.fail(
