@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 import anyio
 
 from . import _format, _json
+from ._composition import child_key
 from ._concurrency import gather
 from ._context import RunContext, check_event_name, check_state_name
 from ._definitions import (
@@ -33,6 +34,7 @@ from ._errors import (
     StateLockedError,
     StoreError,
     TtflowError,
+    UnknownCallbackError,
     UnknownRunError,
     UnknownTriggerError,
 )
@@ -51,7 +53,7 @@ from ._records import (
     to_datetime,
 )
 from ._retry import RetryPolicy
-from ._runner import MARKER_PREFIX, Pass, PassOptions, check_positive
+from ._runner import MARKER_PREFIX, Pass, PassOptions, _callback_ids, check_positive
 from ._stores import Store, store_from_spec
 from ._triggers import Trigger, named_trigger
 from ._view import Rec, StoreView, commit_view, read_view
@@ -475,6 +477,39 @@ class Client:
         async with self._connected():
             await self._guarded(lambda: self._queue("event", name, payload, key))
 
+    async def _complete(self, callback_id: str, payload: dict[str, Any]) -> None:
+        """Queue a completion or heartbeat of an open callback (no lock)."""
+        if not isinstance(callback_id, str) or not callback_id or callback_id.startswith("child:"):
+            raise UnknownCallbackError(f"a callback id must be a non-empty string: {callback_id!r}")
+
+        async def is_open(view: StoreView) -> bool:
+            entry = await view.callback(callback_id)
+            return entry is not None and entry.get("s") == "open"
+
+        async with self._connected():
+            if not await self._inspect(is_open):
+                raise UnknownCallbackError(
+                    f"no open callback has id {callback_id!r} in {self.store.description} "
+                    "(unknown, already completed, timed out, or its run ended); nothing was sent"
+                )
+            await self._guarded(lambda: self._queue("event", f"_cb:{callback_id}", payload))
+
+    async def complete_callback(self, callback_id: str, result: Any = None) -> None:
+        """Complete a callback with ``result`` (no lock; delivered by the next ``run()``)."""
+        value = _json.normalize(result, f"the result of callback {callback_id!r}")
+        await self._complete(callback_id, {"op": "complete", "result": value})
+
+    async def fail_callback(self, callback_id: str, error: str) -> None:
+        """Fail a callback: its ``result()`` raises CallbackFailed with ``error``."""
+        if not isinstance(error, str):
+            raise InvalidStateError(f"fail_callback() takes an error string, got {error!r}")
+        _json.normalize(error, "the error of fail_callback()")
+        await self._complete(callback_id, {"op": "fail", "error": error})
+
+    async def heartbeat_callback(self, callback_id: str) -> None:
+        """Record a heartbeat of a callback (restarts its heartbeat timeout)."""
+        await self._complete(callback_id, {"op": "heartbeat"})
+
     # -- inspection ----------------------------------------------------------------
 
     async def _read(self, read: Callable[[Store], Awaitable[T]]) -> T:
@@ -733,6 +768,7 @@ class Client:
                 if rec["j"]:
                     view.garbage.add(rec["j"])
                     logs = list(journals[rec["j"]].get("logs") or [])
+                    await _close_callbacks(view, target, rec, journals[rec["j"]], why, run_id)
                 view.history.append(
                     _format.history_entry(
                         rec["w"],
@@ -816,6 +852,25 @@ CLIENT_OPTIONS = (
     "idempotency_window",
     "clock",
 )
+
+
+async def _close_callbacks(
+    view: StoreView, target: str, rec: Rec, journal: Any, why: str | None, cancelled: str
+) -> None:
+    """A cancelled run's callbacks close; a child cancelled alone wakes its parent."""
+    for callback_id in _callback_ids(journal.get("entries") or []):
+        await view.callback(callback_id)
+        view.callbacks.delete(callback_id)
+    parent = rec.get("p")
+    key = child_key(target)
+    entry = await view.callback(key)
+    if parent is None or entry is None or target != cancelled:
+        if entry is not None:
+            view.callbacks.delete(key)
+        return
+    ended = {"status": "cancelled", "error_type": "cancelled", "error_message": why or ""}
+    view.callbacks.put(key, {**entry, "s": "done", "o": ended})
+    view.keep_pending([["event", f"_child:{target}", ended, None]])
 
 
 def _children_of(run_id: str, suspended: dict[str, Rec]) -> list[str]:

@@ -22,6 +22,7 @@ from ._errors import (
     NondeterminismError,
     TtflowError,
 )
+from ._composition import CompositionMixin
 from ._journal import Frame, Suspend, current_frame, current_task_id
 from ._records import ContextData, StateChange
 
@@ -148,7 +149,7 @@ class _Shared:
     spawned: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
-class RunContext:
+class RunContext(CompositionMixin):
     """The handle a workflow uses to read and write state, log, emit events and wait.
 
     Every call is journaled by its position: when a suspended run resumes, its

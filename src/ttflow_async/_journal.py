@@ -54,6 +54,9 @@ KIND_NAMES = {
     "fe": "side effect",
     "ba": "parallel/map",
     "pt": "patched",
+    "iv": "invoke",
+    "cb": "create_callback",
+    "cr": "callback result",
 }
 
 SIDEEFFECT_KINDS = ("se", "er", "fe")

@@ -29,6 +29,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from . import _format, _json
+from ._composition import callback_due, child_key
 from ._context import RunContext, RunState, Suspend
 from ._definitions import Registry, WorkflowDef
 from ._errors import (
@@ -38,11 +39,13 @@ from ._errors import (
     RootConflict,
     StoreError,
     TtflowError,
+    WorkflowDefinitionError,
     WorkflowTimeoutError,
 )
 from ._journal import describe
 from ._lease import Clock, Lease, LeaseLost
 from ._records import RunStatus, WorkflowRunResult
+from ._retry import qualified_name
 from ._triggers import EVERY_EVENT, WORKFLOWS_CHANGED_EVENT
 from ._view import Rec, StoreView, commit_view
 
@@ -68,7 +71,7 @@ class PassAborted(BaseException):
 class Delivery:
     """A trigger or event to deliver in a wave."""
 
-    kind: Literal["trigger", "event"]
+    kind: Literal["trigger", "event", "child"]
     name: str
     args: Any
     inbox_id: str | None = None
@@ -148,6 +151,8 @@ class Pass:
         self.store = view.store
         self.outcomes: dict[str, _Outcome] = {}
         self.emitted: list[tuple[str, Any]] = []
+        self.children: list[Delivery] = []
+        self.child_parents: dict[str, str] = {}
         self.suspended_now: list[tuple[str, Rec]] = []
         self.consumed: list[str] = []
         self.seen_inbox: set[str] = set()
@@ -179,6 +184,83 @@ class Pass:
 
     def now(self) -> float:
         return self.clock()
+
+    async def start_child(self, workflow_name: str, args: Any, parent: str) -> str:
+        """Start a child run in the next wave; returns its run id."""
+        if workflow_name not in self.registry.workflows:
+            raise WorkflowDefinitionError(
+                f"invoke({workflow_name!r}): no workflow of that name is registered; "
+                "check the name against client.workflows"
+            )
+        run_id = str(uuid.uuid4())
+        await self.create_callback(child_key(run_id), {"r": parent, "s": "open", "k": "child"})
+        payload = {"run_id": run_id, "parent": parent, "args": args}
+        self.children.append(Delivery("child", workflow_name, payload))
+        return run_id
+
+    async def callback_entry(self, key: str) -> dict[str, Any] | None:
+        """The callbacks-map entry of ``key`` (a callback id or ``child:<run id>``)."""
+        try:
+            return await self.view.callback(key)
+        except Exception as exc:
+            raise self._abort(exc) from exc
+
+    async def create_callback(self, key: str, entry: dict[str, Any]) -> None:
+        """Add an entry to the callbacks map (committed with the pass)."""
+        await self.callback_entry(key)
+        self.view.callbacks.put(key, entry)
+
+    async def forget_callback(self, key: str) -> None:
+        """Drop a finished callback (or child) from the callbacks map."""
+        await self.callback_entry(key)
+        self.view.callbacks.delete(key)
+
+    async def _ended(self, run: RunState, outcome: _Outcome, error: Any) -> None:
+        """A run finished: close its callbacks; a child tells its parent's entry and wakes it."""
+        for callback_id in _callback_ids(run.entries):
+            await self.forget_callback(callback_id)
+        if outcome.parent is None:
+            return
+        key = child_key(run.run_id)
+        entry = await self.callback_entry(key)
+        ended: dict[str, Any] = {"status": outcome.status, "result": outcome.result}
+        if isinstance(error, BaseException):
+            ended["error_type"] = qualified_name(type(error))
+            ended["error_message"] = str(error)
+        if entry is not None:
+            self.view.callbacks.put(key, {**entry, "s": "done", "o": ended})
+        self.emit(f"_child:{run.run_id}", ended)
+
+    async def _callback_deliveries(self, deliveries: list[Delivery], now: float) -> list[Delivery]:
+        """Apply completions and heartbeats to the callbacks map; drop those too late."""
+        kept: list[Delivery] = []
+        for delivery in deliveries:
+            if delivery.kind != "event" or not delivery.name.startswith("_cb:"):
+                kept.append(delivery)
+                continue
+            callback_id = delivery.name[4:]
+            entry = await self.view.callback(callback_id)
+            op = delivery.args.get("op") if isinstance(delivery.args, dict) else None
+            due = None if entry is None else callback_due(entry)
+            if entry is None or entry.get("s") != "open" or (due is not None and now >= due):
+                logger.warning(
+                    "dropped a %s of callback %s: it is unknown, already completed or timed "
+                    "out (the first completion delivered wins)",
+                    op or "message",
+                    callback_id,
+                )
+                self.changed = True
+                continue
+            if op == "heartbeat":
+                entry["hb"] = now
+            elif op == "fail":
+                entry.update(s="done", o={"error": str(delivery.args.get("error"))})
+            else:
+                entry.update(s="done", o={"result": delivery.args.get("result")})
+            self.view.callbacks.touch(callback_id)
+            self.changed = True
+            kept.append(delivery)
+        return kept
 
     async def mark_attempt(self, marker: str) -> None:
         """Make the start of an at-most-once attempt durable before its body runs."""
@@ -353,8 +435,8 @@ class Pass:
                 return
             self.waves += 1
             due = []
-            deliveries = [Delivery("event", n, a) for n, a in self.emitted]
-            self.emitted = []
+            deliveries = [Delivery("event", n, a) for n, a in self.emitted] + self.children
+            self.emitted, self.children = [], []
 
     async def _leave_pending(
         self, deliveries: list[Delivery], due: list[tuple[str, Rec, str]]
@@ -397,11 +479,19 @@ class Pass:
         view = self.view
         now = self.now()
         deliveries = await self._deduplicated(deliveries, now)
-        # No run can wait for the engine's own "_" events: skip their shard reads.
-        claimed = await view.claim_waiters(d.name for d in deliveries if d.name[:1] != "_")
+        deliveries = await self._callback_deliveries(deliveries, now)
+        # Runs wait for no engine "_" event but a child's end or a callback: skip the rest.
+        claimed = await view.claim_waiters(
+            d.name
+            for d in deliveries
+            if d.kind != "child" and (d.name[:1] != "_" or d.name.startswith(WAKE_PREFIXES))
+        )
         new_runs: list[tuple[RunState, str]] = []
         woken: list[tuple[str, Rec, str, dict[str, Any]]] = []
         for delivery in deliveries:
+            if delivery.kind == "child":
+                new_runs.append((self._child_run(delivery, now), "_invoke"))
+                continue
             if delivery.kind == "trigger":
                 starters = self.registry.started_by_trigger(delivery.name)
             else:
@@ -447,7 +537,7 @@ class Pass:
                     run,
                     triggered_by,
                     started=starts.get(run.run_id, now),
-                    parent=parents.get(run.run_id),
+                    parent=parents.get(run.run_id) or self.child_parents.get(run.run_id),
                 )
         self.changed = True
         self.executions_scheduled += len(batch)
@@ -468,6 +558,18 @@ class Pass:
         if self.abort_error is None:
             await view.insert(self.suspended_now)
         self.suspended_now = []
+
+    def _child_run(self, delivery: Delivery, now: float) -> RunState:
+        start = delivery.args
+        self.child_parents[start["run_id"]] = start["parent"]
+        return RunState(
+            run_id=start["run_id"],
+            workflow_name=delivery.name,
+            args=_json.copy_json(start["args"]),
+            entries=[],
+            logs=[],
+            since=now,
+        )
 
     async def _deduplicated(self, deliveries: list[Delivery], now: float) -> list[Delivery]:
         """Drop keyed deliveries whose key was used within the idempotency window."""
@@ -570,6 +672,12 @@ class Pass:
             outcome.rec = None
             if status == "succeeded":
                 outcome.result = value
+            try:
+                await self._ended(run, outcome, error)
+            except PassAborted:
+                return
+            except Exception as exc:
+                self._abort(exc)
 
     def _report_progress(self) -> None:
         if self.on_progress is not None:
@@ -715,6 +823,27 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
     return [exc]
+
+
+WAKE_PREFIXES = ("_child:", "_cb:")
+
+
+def _callback_ids(entries: list[Any]) -> list[str]:
+    """The ids of the callbacks a journal created (its branches and bodies included)."""
+    found: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, list) or not entry:
+            continue
+        if entry[0] == "cb" and len(entry) > 2 and isinstance(entry[2], dict):
+            found.append(str(entry[2].get("id")))
+        for part in entry[2:]:
+            if isinstance(part, list):
+                found += _callback_ids(part)
+            elif isinstance(part, dict):
+                for value in part.values():
+                    if isinstance(value, list):
+                        found += _callback_ids(value)
+    return found
 
 
 def check_positive(name: str, value: object) -> float:

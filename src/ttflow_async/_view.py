@@ -13,6 +13,7 @@ from . import _json
 from ._concurrency import gather
 from ._errors import CorruptStateError
 from ._layout import (
+    CALLBACK_SHARDS,
     EVENT_LOG_CAP,
     FORMAT_VERSION,
     HISTORY_CAP,
@@ -43,6 +44,7 @@ _BLOB_SHAPES: dict[str, type] = {
     "wt": dict,
     "tm": dict,
     "ky": dict,
+    "cb": dict,
     "j": dict,
     "hi": list,
     "ev": list,
@@ -116,6 +118,7 @@ class StoreView:
         self.events = CappedLog("ev", head["events"], EVENT_LOG_CAP)
         self.traces = CappedLog("tr", head["traces"], TRACE_CAP)
         self.keys = ShardedMap("ky", head.get("keys") or [None] * KEY_SHARDS)
+        self.callbacks = ShardedMap("cb", head.get("callbacks") or [None] * CALLBACK_SHARDS)
         self._index_changed = False
 
     async def load_head(self) -> None:
@@ -351,6 +354,12 @@ class StoreView:
             del shard[old]
         self.keys.put(key, expires)
 
+    async def callback(self, key: str) -> dict[str, Any] | None:
+        """The callbacks-map entry of a callback id (or ``child:<run id>``), if any."""
+        await self.callbacks.load([self.callbacks.index(key)], self.fetch)
+        entry: dict[str, Any] | None = self.callbacks.get(key)
+        return entry
+
     def dirty(self) -> bool:
         """Whether anything was changed that a commit must write."""
         return bool(
@@ -359,6 +368,7 @@ class StoreView:
             or self.waits.dirty
             or self.timers.dirty
             or self.keys.dirty
+            or self.callbacks.dirty
             or self.history.pending
             or self.events.pending
             or self.traces.pending
@@ -401,6 +411,7 @@ class StoreView:
         head["timers"] = self.timers.flush(self.new_blobs, self.garbage)
         head["timer_min"] = timer_min
         head["keys"] = self.keys.flush(self.new_blobs, self.garbage)
+        head["callbacks"] = self.callbacks.flush(self.new_blobs, self.garbage)
         head["history"] = self.history.segments
         head["events"] = self.events.segments
         head["traces"] = self.traces.segments
@@ -433,6 +444,7 @@ class StoreView:
             self.head["waits"],
             self.head["timers"],
             self.head.get("keys") or [],
+            self.head.get("callbacks") or [],
         ):
             refs.update(i for i in ids if i)
         for log in (self.history, self.events, self.traces):
