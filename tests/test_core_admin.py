@@ -177,6 +177,7 @@ def test_public_names_are_pinned() -> None:
         "BatchItem",
         "BatchResult",
         "BlobNotFound",
+        "Callback",
         "CallbackFailed",
         "CallbackTimeout",
         "CheckResult",
