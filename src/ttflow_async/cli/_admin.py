@@ -1,7 +1,10 @@
-"""The commands that steer single runs: ``cancel RUN_ID`` and the pre-deploy ``check``."""
+"""The commands beyond the everyday ones: ``cancel RUN_ID``, the pre-deploy ``check`` and
+``dashboard``."""
 
 from __future__ import annotations
 
+import importlib
+import socket
 from typing import Annotated, Any
 
 import typer
@@ -12,15 +15,17 @@ from .. import Client
 from ._commands import examples
 from ._render import print_json
 from ._session import (
+    DASHBOARD_TOKEN_ENV_VAR,
     EXIT_FAILED,
     JsonOption,
     LockTimeoutOption,
+    UsageError,
     session_of,
 )
 
 
 def register_admin_commands(app: typer.Typer, prog: str) -> None:
-    """Add ``cancel`` and ``check`` to ``app``."""
+    """Add ``cancel``, ``check`` and ``dashboard`` to ``app``."""
 
     @app.command(
         "cancel",
@@ -72,3 +77,47 @@ def register_admin_commands(app: typer.Typer, prog: str) -> None:
             session.out.print(line)
         if any(not result.ok for result in results):
             raise typer.Exit(EXIT_FAILED)
+
+    @app.command(
+        "dashboard",
+        epilog=examples(
+            prog,
+            "dashboard",
+            f"dashboard --token s3cret   (or set {DASHBOARD_TOKEN_ENV_VAR})",
+            "dashboard --host 0.0.0.0 --port 9000 --token s3cret",
+        ),
+    )
+    def dashboard_command(
+        ctx: typer.Context,
+        host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=0, max=65535, help="The port.")] = 8000,
+        token: Annotated[
+            str | None,
+            typer.Option(
+                envvar=DASHBOARD_TOKEN_ENV_VAR,
+                help="The secret that enables the dashboard's write actions.",
+            ),
+        ] = None,
+    ) -> None:
+        """Serve the web dashboard (needs the \\[web] extra)."""
+        session = session_of(ctx)
+        try:
+            web = importlib.import_module("ttflow_async.web")
+        except ImportError:
+            session.fail(
+                UsageError("The dashboard needs the [web] extra: pip install 'ttflow-async[web]'."),
+                as_json=False,
+            )
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            with socket.socket(family) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            session.fail(
+                UsageError(
+                    f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port."
+                ),
+                as_json=False,
+            )
+        web.serve(session.get_client(), host=host, port=port, token=token)

@@ -144,7 +144,10 @@ function renderHistory() {
       timeCell(run.timestamp),
       el("td", { class: "mono" }, run.workflow_name),
       el("td", {}, runButton(run.run_id)),
-      el("td", {}, statusBadge(run.status))));
+      el("td", {}, statusBadge(run.status),
+        run.error_message
+          ? el("div", { class: "reason", title: run.error_traceback || run.error_message }, run.error_message)
+          : null)));
   replaceRows(byId("history"), rows, 4, "No finished runs yet.");
 }
 
