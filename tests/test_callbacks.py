@@ -198,3 +198,34 @@ async def test_wait_for_callback_runs_the_submitter_once(make_client: MakeClient
     await client.complete_callback(calls[0], {"ticket": 12})
     assert _final(await client.run(), run_id).result == {"ticket": 12}
     assert len(calls) == 1
+
+
+async def test_callbacks_survive_garbage_collection_and_check(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def approval(c: RunContext) -> Any:
+        cb = await c.create_callback()
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    run_id = (await client.run("approval"))[0].run_id
+    await client.collect_garbage()
+    assert [c.ok for c in await client.check()] == [True]
+    await client.complete_callback(await client.get_state("callback_id"), "yes")
+    assert _final(await client.run(), run_id).result == "yes"
+
+
+async def test_cancelling_a_run_closes_its_callbacks(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def approval(c: RunContext) -> Any:
+        cb = await c.create_callback()
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    run_id = (await client.run("approval"))[0].run_id
+    await client.cancel(run_id, "no longer needed")
+    with pytest.raises(UnknownCallbackError):
+        await client.complete_callback(await client.get_state("callback_id"), "late")

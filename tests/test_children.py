@@ -129,3 +129,46 @@ async def test_a_child_cancelled_alone_fails_the_invoke(make_client: MakeClient)
     final = [r for r in results if r.run_id == paused["parent"]]
     assert final[0].status == "succeeded"
     assert final[0].result == "not needed"
+
+
+async def test_two_children_of_parallel_branches_ending_in_one_wave_both_resume(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def square(c: RunContext, args: dict[str, Any]) -> int:
+        return int(args["n"]) ** 2
+
+    @client.workflow()
+    async def parent(c: RunContext) -> list[Any]:
+        async def one(b: RunContext) -> Any:
+            return await b.invoke(square, {"n": 3})
+
+        async def two(b: RunContext) -> Any:
+            return await b.invoke(square, {"n": 4})
+
+        batch = await c.parallel([one, two])
+        return batch.get_results()
+
+    results = await client.run("parent")
+    final = [r for r in results if r.workflow_name == "parent"][-1]
+    assert final.status == "succeeded"
+    assert final.result == [9, 16]
+    assert await client.paused_runs() == []
+
+
+async def test_check_replays_a_parent_waiting_for_its_child(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def waiter(c: RunContext) -> None:
+        await c.wait_event("never")
+
+    @client.workflow()
+    async def parent(c: RunContext) -> None:
+        await c.invoke(waiter)
+
+    await client.run("parent")
+    checks = await client.check()
+    assert [c.ok for c in checks] == [True, True]
