@@ -386,3 +386,33 @@ def test_a_key_in_the_body_starts_a_trigger_once(handler: LambdaHandler, spec: s
     assert history(spec) == ["hello"]
     refused = handler({"key": "k"}, None)
     assert refused["statusCode"] == 400
+
+
+def test_a_callback_body_completes_or_fails_the_callback(spec: str) -> None:
+    client = make_client(spec)
+
+    @client.workflow()
+    async def shipping(c: RunContext) -> Any:
+        cb = await c.create_callback(name="delivered")
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    handler = lambda_handler(client)
+    try:
+        started = handler({"trigger_name": "shipping"}, None)
+        assert started["results"][0]["status"] == "paused"
+
+        async def callback_id() -> Any:
+            return await make_client(spec).get_state("callback_id")
+
+        cb_id = asyncio.run(callback_id())
+        done = handler(http_event(json.dumps({"callback_id": cb_id, "result": {"at": 9}})), None)
+        assert done["statusCode"] == 200
+        (result,) = body_of(done)["results"]
+        assert (result["status"], result["result"]) == ("succeeded", {"at": 9})
+        unknown = handler({"callback_id": "nope", "result": 1}, None)
+        assert unknown["statusCode"] == 400
+        both = handler({"callback_id": cb_id, "result": 1, "error": "x"}, None)
+        assert both["statusCode"] == 400
+    finally:
+        handler.close()

@@ -10,6 +10,7 @@ from typing import Any
 __all__ = [
     "ALB_RESPONSE_LIMIT",
     "BODY_KEYS",
+    "CALLBACK_KEYS",
     "CLAIMED",
     "LAMBDA_RESPONSE_LIMIT",
     "REASONS",
@@ -19,6 +20,7 @@ __all__ = [
 ]
 
 BODY_KEYS = frozenset({"trigger_name", "event", "args", "key"})
+CALLBACK_KEYS = frozenset({"callback_id", "result", "error"})
 
 # Lambda's synchronous response limit is 6 MB (6,291,456 bytes) and ALB's body limit
 # 1 MB; the handler stays below both with room for the envelope.
@@ -85,7 +87,7 @@ def event_kind(event: Any) -> str:
         return "appsync-batch"
     if not isinstance(event, Mapping):
         return "direct"
-    if not event or set(event) & BODY_KEYS:
+    if not event or set(event) & (BODY_KEYS | CALLBACK_KEYS):
         return "direct"
     if event.get("type") in ("TOKEN", "REQUEST") and ("methodArn" in event or "routeArn" in event):
         return "api-gateway-authorizer"

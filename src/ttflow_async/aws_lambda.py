@@ -32,11 +32,19 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from . import Client, InvalidStateError, StateLockedError, TtflowError, UnknownTriggerError
+from . import (
+    Client,
+    InvalidStateError,
+    StateLockedError,
+    TtflowError,
+    UnknownCallbackError,
+    UnknownTriggerError,
+)
 from ._entry import external_name_problem, locked_sentence, short
 from ._lambda_events import (
     ALB_RESPONSE_LIMIT,
     BODY_KEYS,
+    CALLBACK_KEYS,
     CLAIMED,
     LAMBDA_RESPONSE_LIMIT,
     REASONS,
@@ -159,6 +167,8 @@ def parse_request(payload: Any) -> tuple[str, str | None, Any, str | None]:
             'The body must be a JSON object like {"trigger_name": "hello", "args": {}}, '
             f"not a JSON {type(payload).__name__}."
         )
+    if "callback_id" in payload:
+        return _parse_callback(payload)
     unknown = sorted(short(str(k), 30) for k in set(payload) - BODY_KEYS)
     if unknown:
         raise BadRequest(
@@ -185,6 +195,26 @@ def parse_request(payload: Any) -> tuple[str, str | None, Any, str | None]:
         if problem is not None and "reserved" not in problem:
             raise BadRequest(problem)
     return ("trigger" if has_trigger else "event"), name, payload.get("args"), key_value
+
+
+def _parse_callback(payload: Mapping[str, Any]) -> tuple[str, str | None, Any, str | None]:
+    """``{"callback_id": ..., "result": ...}`` or ``{"callback_id": ..., "error": "..."}``."""
+    unknown = sorted(short(str(k), 30) for k in set(payload) - CALLBACK_KEYS)
+    if unknown:
+        raise BadRequest(
+            f"Unknown keys {', '.join(unknown[:5])} beside callback_id; "
+            "a callback takes callback_id with result or error."
+        )
+    callback_id = payload["callback_id"]
+    if not isinstance(callback_id, str) or not callback_id or len(callback_id) > 256:
+        raise BadRequest("callback_id must be a non-empty string of at most 256 characters.")
+    if "result" in payload and "error" in payload:
+        raise BadRequest("Give either result or error with a callback_id, not both.")
+    if "error" in payload:
+        if not isinstance(payload["error"], str):
+            raise BadRequest("A callback's error must be a string.")
+        return "callback_fail", callback_id, payload["error"], None
+    return "callback_complete", callback_id, payload.get("result"), None
 
 
 class LambdaHandler:
@@ -298,16 +328,22 @@ class LambdaHandler:
         except BadRequest as exc:
             self._log_invalid(source, str(exc))
             return 400, {"status": "invalid", "error": str(exc)}
-        what = "the event" if kind == "event" else "the trigger"
+        what = {"event": "the event", "trigger": "the trigger"}.get(kind, "the callback's answer")
         try:
             client = await self._entered_client()
             if kind == "event" and name is not None:
                 await client.send_event(name, args, key=key)
                 results = await client.run(lock_timeout=self.lock_timeout)
+            elif kind in ("callback_complete", "callback_fail") and name is not None:
+                if kind == "callback_complete":
+                    await client.complete_callback(name, args)
+                else:
+                    await client.fail_callback(name, args)
+                results = await client.run(lock_timeout=self.lock_timeout)
             else:
                 results = await client.run(name, args, lock_timeout=self.lock_timeout, key=key)
         except StateLockedError as exc:
-            queued = exc.queued or kind == "event"
+            queued = exc.queued or kind in ("event", "callback_complete", "callback_fail")
             return 202, {
                 "status": "queued" if queued else "locked",
                 "queued": queued,
@@ -317,6 +353,10 @@ class LambdaHandler:
                     otherwise="the runner holding it runs what is due",
                 ),
             }
+        except UnknownCallbackError:
+            error = f"No open callback has the id {short(str(name))}; it may be finished."
+            self._log_invalid(source, error)
+            return 400, {"status": "invalid", "error": error}
         except UnknownTriggerError:
             error = f"No workflow listens to the trigger {short(str(name))}; check the name."
             self._log_invalid(source, error)
