@@ -229,3 +229,20 @@ async def test_cancelling_a_run_closes_its_callbacks(make_client: MakeClient) ->
     await client.cancel(run_id, "no longer needed")
     with pytest.raises(UnknownCallbackError):
         await client.complete_callback(await client.get_state("callback_id"), "late")
+
+
+async def test_a_submitter_completing_at_once_resumes_the_run_in_the_same_pass(
+    make_client: MakeClient,
+) -> None:
+    client = make_client()
+
+    async def submit(c: RunContext, callback_id: str) -> None:
+        await client.complete_callback(callback_id, "instant")
+
+    @client.workflow()
+    async def flow(c: RunContext) -> Any:
+        return await c.wait_for_callback(submit)
+
+    results = await client.run("flow")
+    assert results[-1].status == "succeeded"
+    assert results[-1].result == "instant"

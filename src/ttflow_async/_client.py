@@ -168,6 +168,7 @@ class Client:
         self._registry = Registry()
         self._entered = 0
         self._deferred: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._passes: list[Pass] = []  # this client's passes in progress
 
     # -- connections ---------------------------------------------------------------
 
@@ -379,6 +380,7 @@ class Client:
             await self._queue("trigger", trigger, payload, key)
             raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
         runner = Pass(self._registry, lease, view, self._options, on_progress=on_progress)
+        self._passes.append(runner)
         try:
             results = await runner.run(trigger, payload, key)
         except LeaseLost:
@@ -392,6 +394,8 @@ class Client:
                 + ("; the trigger was queued in the inbox" if queued else ""),
                 queued=queued,
             ) from None
+        finally:
+            self._passes.remove(runner)
         after_commit = [runner.clean_up]
         if runner.gc_due:
             after_commit.append(self._collect_quietly)
@@ -486,8 +490,11 @@ class Client:
             entry = await view.callback(callback_id)
             return entry is not None and entry.get("s") == "open"
 
+        # A callback created by a pass of this client still in progress (a submitter
+        # completing at once) is not committed yet; that pass drains the completion.
+        in_flight = any(callback_id in p.open_callbacks for p in self._passes)
         async with self._connected():
-            if not await self._inspect(is_open):
+            if not in_flight and not await self._inspect(is_open):
                 raise UnknownCallbackError(
                     f"no open callback has id {callback_id!r} in {self.store.description} "
                     "(unknown, already completed, timed out, or its run ended); nothing was sent"

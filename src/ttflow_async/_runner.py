@@ -153,6 +153,7 @@ class Pass:
         self.emitted: list[tuple[str, Any]] = []
         self.children: list[Delivery] = []
         self.child_parents: dict[str, str] = {}
+        self.open_callbacks: set[str] = set()  # created by this pass, not committed yet
         self.suspended_now: list[tuple[str, Rec]] = []
         self.consumed: list[str] = []
         self.seen_inbox: set[str] = set()
@@ -209,6 +210,8 @@ class Pass:
         """Add an entry to the callbacks map (committed with the pass)."""
         await self.callback_entry(key)
         self.view.callbacks.put(key, entry)
+        if entry.get("k") != "child":
+            self.open_callbacks.add(key)
 
     async def forget_callback(self, key: str) -> None:
         """Drop a finished callback (or child) from the callbacks map."""
