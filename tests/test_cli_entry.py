@@ -286,3 +286,28 @@ def test_store_overrides_the_clients_store(
     assert "keeps nothing after this command exits" in captured.err
     assert call(make_client(tmp_path), "--store", "nowhere:x", "status") == 2
     assert "unknown store spec" in capsys.readouterr().err
+
+
+def test_callback_complete_and_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    client = setup(f"local:{tmp_path / 'state.json'}")
+
+    @client.workflow()
+    async def shipping(c: RunContext) -> Any:
+        cb = await c.create_callback(name="delivered")
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    def new_callback() -> str:
+        assert call(client, "run", "shipping") == 0
+        capsys.readouterr()
+        assert call(client, "state", "get", "callback_id") == 0
+        return str(json.loads(capsys.readouterr().out))
+
+    first = new_callback()
+    assert call(client, "callback", "complete", first, '{"at": 9}', "--json") == 0
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    assert (result["status"], result["result"]) == ("succeeded", {"at": 9})
+    second = new_callback()
+    assert call(client, "callback", "fail", second, "carrier lost it") == 1  # the run failed
+    assert "carrier lost it" in capsys.readouterr().out
+    assert call(client, "callback", "complete", "no-such-id") == 2

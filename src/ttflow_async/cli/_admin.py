@@ -1,5 +1,5 @@
-"""The commands beyond the everyday ones: ``cancel RUN_ID``, the pre-deploy ``check`` and
-``dashboard``."""
+"""The commands beyond the everyday ones: ``cancel RUN_ID``, ``callback complete|fail|
+heartbeat ID``, the pre-deploy ``check`` and ``dashboard``."""
 
 from __future__ import annotations
 
@@ -13,19 +13,25 @@ from rich.text import Text
 
 from .. import Client
 from ._commands import examples
-from ._render import print_json
+from ._render import print_json, print_run_summary
 from ._session import (
     DASHBOARD_TOKEN_ENV_VAR,
     EXIT_FAILED,
     JsonOption,
     LockTimeoutOption,
     UsageError,
+    exit_for_results,
+    parse_or_fail,
     session_of,
 )
 
+CallbackIdArgument = Annotated[
+    str, typer.Argument(metavar="ID", help="The callback's id, as the run handed it out.")
+]
+
 
 def register_admin_commands(app: typer.Typer, prog: str) -> None:
-    """Add ``cancel``, ``check`` and ``dashboard`` to ``app``."""
+    """Add ``cancel``, ``callback``, ``check`` and ``dashboard`` to ``app``."""
 
     @app.command(
         "cancel",
@@ -51,6 +57,89 @@ def register_admin_commands(app: typer.Typer, prog: str) -> None:
             print_json(session.out, {"cancelled": run_id})
         else:
             session.out.print(f"Cancelled run {escape(run_id)}.")
+
+    callback_app = typer.Typer(
+        help="Answer a callback a run waits for (complete, fail or heartbeat).",
+        no_args_is_help=True,
+    )
+    app.add_typer(callback_app, name="callback")
+
+    def answer(
+        ctx: typer.Context,
+        callback_id: str,
+        send: Any,
+        *,
+        lock_timeout: float | None,
+        as_json: bool,
+    ) -> None:
+        session = session_of(ctx)
+
+        async def work(client: Client) -> list[Any]:
+            await send(client)
+            return await client.run(lock_timeout=lock_timeout)
+
+        results = session.call(work, as_json=as_json, what="the callback's answer", stored=True)
+        if as_json:
+            print_json(session.out, {"callback_id": callback_id, "results": results})
+        else:
+            print_run_summary(session.out, results)
+        exit_for_results(results)
+
+    @callback_app.command(
+        "complete",
+        epilog=examples(prog, "callback complete ID", """callback complete ID '{"at": 9}'"""),
+    )
+    def callback_complete_command(
+        ctx: typer.Context,
+        callback_id: CallbackIdArgument,
+        result_json: Annotated[
+            str | None, typer.Argument(metavar="RESULT_JSON", help="The result as one JSON value.")
+        ] = None,
+        lock_timeout: LockTimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Complete a callback with a JSON result, then run so the waiting run goes on."""
+        result = parse_or_fail(session_of(ctx), result_json, "RESULT_JSON", as_json=as_json)
+        answer(
+            ctx,
+            callback_id,
+            lambda client: client.complete_callback(callback_id, result),
+            lock_timeout=lock_timeout,
+            as_json=as_json,
+        )
+
+    @callback_app.command("fail", epilog=examples(prog, "callback fail ID 'carrier lost it'"))
+    def callback_fail_command(
+        ctx: typer.Context,
+        callback_id: CallbackIdArgument,
+        error: Annotated[str, typer.Argument(help="Why it failed (the run sees this text).")],
+        lock_timeout: LockTimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Fail a callback, then run: the waiting run's result() raises CallbackFailed."""
+        answer(
+            ctx,
+            callback_id,
+            lambda client: client.fail_callback(callback_id, error),
+            lock_timeout=lock_timeout,
+            as_json=as_json,
+        )
+
+    @callback_app.command("heartbeat", epilog=examples(prog, "callback heartbeat ID"))
+    def callback_heartbeat_command(
+        ctx: typer.Context,
+        callback_id: CallbackIdArgument,
+        lock_timeout: LockTimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Record that the callback's work is still alive (restarts its heartbeat timeout)."""
+        answer(
+            ctx,
+            callback_id,
+            lambda client: client.heartbeat_callback(callback_id),
+            lock_timeout=lock_timeout,
+            as_json=as_json,
+        )
 
     @app.command("check", epilog=examples(prog, "check", "check --json"))
     def check_command(ctx: typer.Context, as_json: JsonOption = False) -> None:

@@ -25,6 +25,7 @@ from .. import (
     InvalidStateError,
     StateLockedError,
     TtflowError,
+    UnknownCallbackError,
     UnknownRunError,
     UnknownTriggerError,
     setup,
@@ -307,7 +308,14 @@ def exit_code_for(exc: BaseException) -> int:
     """The exit code for an error raised by a command."""
     if isinstance(exc, StateLockedError):
         return EXIT_LOCKED
-    if isinstance(exc, UsageError | UnknownTriggerError | UnknownRunError | InvalidStateError):
+    if isinstance(
+        exc,
+        UsageError
+        | UnknownTriggerError
+        | UnknownRunError
+        | UnknownCallbackError
+        | InvalidStateError,
+    ):
         return EXIT_USAGE
     return EXIT_FAILED
 
