@@ -682,6 +682,8 @@ async def test_openapi_schema_documents_every_endpoint(http: httpx.AsyncClient) 
         "/api/trigger",
         "/api/resume",
         "/api/runs/{run_id}/cancel",
+        "/api/callbacks/{callback_id}/complete",
+        "/api/callbacks/{callback_id}/fail",
     }
     trigger = schema["paths"]["/api/trigger"]["post"]
     assert trigger["responses"]["200"]["content"]["application/json"]["schema"] == {

@@ -236,3 +236,27 @@ async def test_cancel_from_the_dashboard_and_cancelled_runs_in_the_history(
     (entry,) = listed.json()
     assert entry["status"] == "cancelled"
     assert entry["error_message"]
+
+
+async def test_callbacks_are_answered_from_the_dashboard(tmp_path: Path) -> None:
+    client = make_client(tmp_path)
+
+    @client.workflow()
+    async def shipping(c: RunContext) -> Any:
+        cb = await c.create_callback(name="delivered")
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    async with client:
+        await client.run("shipping")
+        first = await client.get_state("callback_id")
+    transport = httpx.ASGITransport(app=create_app(client, token=TOKEN))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        url = f"/api/callbacks/{first}/complete"
+        assert (await http.post(url, json={"result": 1})).status_code == 401
+        done = await http.post(url, json={"result": {"at": 9}}, headers=AUTH)
+        assert done.status_code == 200
+        (result,) = done.json()["results"]
+        assert (result["status"], result["result"]) == ("succeeded", {"at": 9})
+        missing = await http.post("/api/callbacks/nope/fail", json={"error": "x"}, headers=AUTH)
+        assert missing.status_code == 404

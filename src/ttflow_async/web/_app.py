@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,17 +20,14 @@ from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
 
 from .. import (
-    CorruptStateError,
-    InvalidStateError,
     StateLockedError,
-    StoreError,
-    TtflowError,
-    UnknownRunError,
-    UnknownTriggerError,
 )
-from .._entry import external_name_problem, locked_sentence
+from .._entry import external_name_problem
+from ._answers import install_error_handlers, locked_response, pass_out
 from ._flow import build_flow
 from ._models import (
+    CallbackErrorIn,
+    CallbackResultIn,
     CancelledOut,
     ErrorOut,
     EventIn,
@@ -40,7 +37,6 @@ from ._models import (
     LockedOut,
     PassOut,
     RunLogsOut,
-    RunResultOut,
     StatusOut,
     SuspendedRunOut,
     TraceOut,
@@ -85,41 +81,6 @@ _LIMIT = Annotated[
 
 def _last(items: list[Any], limit: int | None) -> list[Any]:
     return items if limit is None else items[-limit:]
-
-
-def _pass_out(results: Iterable[Any]) -> PassOut:
-    return PassOut(
-        queued=False,
-        results=[RunResultOut.model_validate(r, from_attributes=True) for r in results],
-    )
-
-
-def _locked_response(*, queued: bool, what: str) -> JSONResponse:
-    message = locked_sentence(
-        queued=queued, what=what, otherwise="the runner holding it runs what is due"
-    )
-    if queued:
-        body: PassOut | LockedOut = PassOut(queued=True, message=message, results=[])
-        code = status.HTTP_202_ACCEPTED
-    else:
-        body = LockedOut(detail=message, queued=False)
-        code = status.HTTP_409_CONFLICT
-    return JSONResponse(body.model_dump(mode="json"), status_code=code)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    def error(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-        async def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=code)
-
-        return handler
-
-    app.add_exception_handler(UnknownTriggerError, error(status.HTTP_404_NOT_FOUND))
-    app.add_exception_handler(UnknownRunError, error(status.HTTP_404_NOT_FOUND))
-    app.add_exception_handler(InvalidStateError, error(status.HTTP_400_BAD_REQUEST))
-    app.add_exception_handler(CorruptStateError, error(status.HTTP_503_SERVICE_UNAVAILABLE))
-    app.add_exception_handler(StoreError, error(status.HTTP_503_SERVICE_UNAVAILABLE))
-    app.add_exception_handler(TtflowError, error(status.HTTP_500_INTERNAL_SERVER_ERROR))
 
 
 def create_app(
@@ -174,7 +135,7 @@ def create_app(
         max_body=max_body,
     )
     app.add_middleware(SecurityMiddleware, allowed_hosts=allowed_hosts)
-    _install_error_handlers(app)
+    install_error_handlers(app)
 
     def denial(authorization: str | None) -> HTTPException | None:
         """Why a write request must be refused, or None when its token is right."""
@@ -292,9 +253,9 @@ def create_app(
         try:
             results = await client.run(body.name, body.args)
         except StateLockedError as exc:
-            return _locked_response(queued=exc.queued, what="the trigger")
+            return locked_response(queued=exc.queued, what="the trigger")
         logger.info("dashboard fired trigger %r", body.name)
-        return _pass_out(results)
+        return pass_out(results)
 
     @app.post(
         "/api/events",
@@ -320,8 +281,8 @@ def create_app(
         try:
             results = await client.run()
         except StateLockedError:
-            return _locked_response(queued=True, what="the event")
-        return _pass_out(results)
+            return locked_response(queued=True, what="the event")
+        return pass_out(results)
 
     @app.post(
         "/api/resume",
@@ -338,8 +299,8 @@ def create_app(
         try:
             results = await client.run()
         except StateLockedError:
-            return _locked_response(queued=False, what="the resume")
-        return _pass_out(results)
+            return locked_response(queued=False, what="the resume")
+        return pass_out(results)
 
     @app.post(
         "/api/runs/{run_id}/cancel",
@@ -357,9 +318,45 @@ def create_app(
         try:
             await client.cancel(run_id, "cancelled from the dashboard")
         except StateLockedError:
-            return _locked_response(queued=False, what="the cancellation")
+            return locked_response(queued=False, what="the cancellation")
         logger.info("dashboard cancelled run %r", run_id)
         return CancelledOut(run_id=run_id)
+
+    callback_responses: dict[int | str, dict[str, Any]] = {
+        **write_responses,
+        status.HTTP_404_NOT_FOUND: {"model": ErrorOut, "description": "No such open callback"},
+    }
+
+    @app.post(
+        "/api/callbacks/{callback_id}/complete",
+        tags=["write"],
+        dependencies=[Depends(require_token)],
+        response_model=PassOut,
+        responses=callback_responses,
+    )
+    async def complete_callback(callback_id: str, body: CallbackResultIn) -> PassOut | JSONResponse:
+        """Complete a callback with a JSON result, then run a pass."""
+        await client.complete_callback(callback_id, body.result)
+        return await _run_after_answer()
+
+    @app.post(
+        "/api/callbacks/{callback_id}/fail",
+        tags=["write"],
+        dependencies=[Depends(require_token)],
+        response_model=PassOut,
+        responses=callback_responses,
+    )
+    async def fail_callback(callback_id: str, body: CallbackErrorIn) -> PassOut | JSONResponse:
+        """Fail a callback (its run's ``result()`` raises CallbackFailed), then run a pass."""
+        await client.fail_callback(callback_id, body.error)
+        return await _run_after_answer()
+
+    async def _run_after_answer() -> PassOut | JSONResponse:
+        try:
+            results = await client.run()
+        except StateLockedError:
+            return locked_response(queued=True, what="the callback's answer")
+        return pass_out(results)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

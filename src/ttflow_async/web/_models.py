@@ -167,3 +167,15 @@ class EventIn(_In):
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="the event name")
     args: Any = Field(default=None, description="the event's JSON arguments")
     run: bool = Field(default=True, description="run a pass right after sending")
+
+
+class CallbackResultIn(_In):
+    """Complete a callback."""
+
+    result: Any = Field(default=None, description="the callback's JSON result")
+
+
+class CallbackErrorIn(_In):
+    """Fail a callback."""
+
+    error: str = Field(min_length=1, max_length=16_000, description="why it failed")
