@@ -136,8 +136,12 @@ class S3Store:
         with self._translated("connect"):
             await self._holder.open()
         if not self._conditions_proven:
-            async with self._client() as s3:
-                await self._prove_conditions(s3)
+            try:
+                async with self._client() as s3:
+                    await self._prove_conditions(s3)
+            except BaseException:
+                await self.aclose()  # a refused store is not left open
+                raise
 
     async def _prove_conditions(self, s3: Any) -> None:
         """Refuse a server that ignores conditional writes (see the module docstring)."""
