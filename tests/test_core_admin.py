@@ -46,6 +46,7 @@ async def test_traces_record_every_pass_that_did_something(make_client: MakeClie
     assert all(t.timestamp.tzinfo is not None for t in traces)
 
 
+@pytest.mark.all_stores
 async def test_client_set_state_takes_the_lock_and_emits_nothing(
     make_client: MakeClient,
 ) -> None:
@@ -104,7 +105,6 @@ async def test_idle_store_answers_empty(make_client: MakeClient) -> None:
     assert await client.get_state("anything", 7) == 7
 
 
-@pytest.mark.all_stores
 async def test_finished_runs_leave_no_journal_behind(make_client: MakeClient) -> None:
     client = make_client()
 

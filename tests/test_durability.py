@@ -54,7 +54,8 @@ async def _check_consistent(spec: str) -> tuple[list[int], list[int]]:
 async def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
     """The local store; tests/test_aws_runners.py does the same on S3 and DynamoDB."""
     spec = f"local:{tmp_path / 'state.json'}"
-    kills = 200
+    # 60 kills land about a dozen inside passes; TTFLOW_ASYNC_SIGKILLS=200 soaks longer.
+    kills = int(os.environ.get("TTFLOW_ASYNC_SIGKILLS", "60"))
     rng = random.Random(20261126)
     confirmed: set[int] = set()
     attempted: set[int] = set()
