@@ -11,7 +11,8 @@ connection of its own. A :class:`Fault` picks requests by a predicate and breaks
   that ignores conditional writes would treat them;
 - ``"strip_item"``: forward, then remove ``Item`` from a DynamoDB answer (as servers
   that ignore ``ReturnValuesOnConditionCheckFailure`` answer), its checksum redone;
-- ``"delay"``: wait ``Fault.delay`` seconds, then forward (a slow server).
+- ``"delay"``: forward (the upstream applies it), then wait ``Fault.delay`` seconds
+  before answering (a slow server).
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ class FaultProxy:
                 return
             if fault is not None and fault.action == "strip_conditions":
                 _strip_conditions(request)
+            answer = await self._forward(request)
             if fault is not None and fault.action == "delay":
                 await asyncio.sleep(fault.delay)
-            answer = await self._forward(request)
             if fault is not None and fault.action == "strip_item":
                 answer = _without_item(answer)
             if fault is not None and fault.action == "drop_answer":
