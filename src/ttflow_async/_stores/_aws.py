@@ -53,6 +53,7 @@ def load_aioboto3(store_kind: str) -> Any:
 
 _DEFAULT_SESSION: list[Any] = []
 _DEFAULT_SESSION_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 
 
 def default_session(aioboto3: Any) -> Any:
@@ -136,8 +137,11 @@ class AwsClientHolder:
         async def build() -> Any:
             return await self._new_client()._coro
 
-        client = asyncio.run(build())
-        _prepare_connections(client)
+        # botocore sessions are not safe to build clients from in several threads at
+        # once, and the default session is shared: one build at a time per process.
+        with _BUILD_LOCK:
+            client = asyncio.run(build())
+            _prepare_connections(client)
         return client
 
     async def _enter(self, stack: contextlib.AsyncExitStack) -> Any:
