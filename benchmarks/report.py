@@ -297,6 +297,10 @@ class Report:
                 f"{peer_side.reps}/{len(c['ours'])}",
             )
         self.rate_row("B7", "sqlite", 1000, "steps/s", 3, 10, "≥ 10×")
+        self.time_row("B8", "local", 1000, None, "—", label=" retries")
+        self.time_row("B9", "gather", 100, 50, "≥ 50× serial", label=" gather")
+        self.time_row("B9", "map", 100, 50, "≥ 50× serial", label=" map")
+        self.time_row("B9", "local", 100, 1, "ahead of DBOS", label=" gather")
 
 
 HEADER = [

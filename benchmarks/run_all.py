@@ -110,6 +110,12 @@ def cells(quick: bool) -> list[Cell]:
     out += [
         Cell("B7", "b7_dbos.py", "sqlite", 1000, peer="dbos", peer_args=["--dbos-mode", "async"])
     ]
+    out += [
+        Cell("B8", "b8_retry.py", "local", 1000, peer="dbos"),
+        Cell("B9", "b9_parallel_io.py", "gather", 100, peer="serial"),
+        Cell("B9", "b9_parallel_io.py", "map", 100, peer="serial"),
+        Cell("B9", "b9_parallel_io.py", "local", 100, peer="dbos"),
+    ]
     return out
 
 
