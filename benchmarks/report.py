@@ -301,6 +301,23 @@ class Report:
         self.time_row("B9", "gather", 100, 50, "≥ 50× serial", label=" gather")
         self.time_row("B9", "map", 100, 50, "≥ 50× serial", label=" map")
         self.time_row("B9", "local", 100, 1, "ahead of DBOS", label=" gather")
+        self.time_row("B10", "local", 5, 1, "≥ 1×", label=" cold start")
+        self.time_row("B10", "s3", 5, 1.3, "≥ 1.3×", label=" cold start")
+        c = self.cell("B10", "importtime", 10)
+        if c is not None:
+            ours_imp = side(c["ours"]).median
+            peer_imp = side(c["peer_results"]).median
+            extra = ours_imp - peer_imp if ours_imp is not None and peer_imp is not None else None
+            self.own_row(
+                "B10 import ttflow_async − import pydantic",
+                "10 processes",
+                "—",
+                f"{fmt_seconds(ours_imp)} − {fmt_seconds(peer_imp)} = {fmt_seconds(extra)}",
+                extra,
+                0.1,
+                "≤ 100 ms",
+                f"{len(c['peer_results'])}/{len(c['ours'])}",
+            )
 
 
 HEADER = [

@@ -115,6 +115,9 @@ def cells(quick: bool) -> list[Cell]:
         Cell("B9", "b9_parallel_io.py", "gather", 100, peer="serial"),
         Cell("B9", "b9_parallel_io.py", "map", 100, peer="serial"),
         Cell("B9", "b9_parallel_io.py", "local", 100, peer="dbos"),
+        Cell("B10", "b10_cold_start.py", "local", 5),
+        Cell("B10", "b10_cold_start.py", "s3", 5, remote=True),
+        Cell("B10", "b10_cold_start.py", "importtime", 10, peer="pydantic", peer_reps=1),
     ]
     return out
 
