@@ -303,6 +303,7 @@ class Report:
         self.time_row("B9", "local", 100, 1, "ahead of DBOS", label=" gather")
         self.time_row("B10", "local", 5, 1, "≥ 1×", label=" cold start")
         self.time_row("B10", "s3", 5, 1.3, "≥ 1.3×", label=" cold start")
+        self.b11_rows()
         c = self.cell("B10", "importtime", 10)
         if c is not None:
             ours_imp = side(c["ours"]).median
@@ -318,6 +319,44 @@ class Report:
                 "≤ 100 ms",
                 f"{len(c['peer_results'])}/{len(c['ours'])}",
             )
+
+    def b11_rows(self) -> None:
+        """B11: ours against its own targets (exactly once, >= 1000 triggers/s), and ttflow."""
+        c = self.cell("B11", "local", 250)
+        if c is None:
+            return
+        ours = c["ours"]
+        peer = c["peer_results"]
+
+        def med(rows: list[dict[str, Any]], key: str) -> float | None:
+            values = [r[key] for r in rows if r.get(key) is not None and not r.get("error")]
+            return statistics.median(values) if values else None
+
+        rate = med(ours, "triggers_per_s")
+        once = all(r.get("lost") == 0 and r.get("duplicates") == 0 for r in ours) and bool(ours)
+        p50, p95 = med(ours, "p50"), med(ours, "p95")
+        peer_text = (
+            f"ttflow: {fmt_rate(med(peer, 'triggers_per_s'), 'triggers/s')}, lost "
+            f"{med(peer, 'lost')}, duplicates {med(peer, 'duplicates')}, errors "
+            f"{med(peer, 'errors')} (medians)"
+            if peer
+            else "ttflow: n/a"
+        )
+        self.rows.append(
+            [
+                "B11 many callers",
+                "8 × 250",
+                "local",
+                "ttflow",
+                peer_text,
+                f"{fmt_rate(rate, 'triggers/s')}; p50 {fmt_seconds(p50)}, p95 "
+                f"{fmt_seconds(p95)}; every trigger once: {'yes' if once else 'NO'}",
+                "—",
+                "≥ 1000 triggers/s, exactly once",
+                verdict(None if rate is None else rate >= 1000 and once),
+                f"{len(peer)}/{len(ours)}",
+            ]
+        )
 
 
 HEADER = [

@@ -118,6 +118,7 @@ def cells(quick: bool) -> list[Cell]:
         Cell("B10", "b10_cold_start.py", "local", 5),
         Cell("B10", "b10_cold_start.py", "s3", 5, remote=True),
         Cell("B10", "b10_cold_start.py", "importtime", 10, peer="pydantic", peer_reps=1),
+        Cell("B11", "b11_many_callers.py", "local", 100 if quick else 250),
     ]
     return out
 
@@ -294,6 +295,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     p.add_argument("--no-report", action="store_true")
     p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other scenarios' cells of the existing results.json (with --only)",
+    )
+    p.add_argument(
         "--engine",
         choices=("HEAD", "working-tree"),
         default="HEAD",
@@ -374,6 +380,13 @@ def main() -> None:
         ],
     }
     results_json = BENCH_DIR / ("results.json" if not args.quick else "_work/results-quick.json")
+    if args.merge and results_json.exists():
+        previous = json.loads(results_json.read_text())
+        ran = {c.scenario for c in chosen}
+        kept = [c for c in previous["cells"] if c["scenario"] not in ran]
+        data["cells"] = kept + data["cells"]
+        meta["merged_from"] = previous["meta"].get("engine", "")
+        meta["merged_scenarios"] = sorted(ran)
     results_json.write_text(json.dumps(data, indent=1))
     print(f"wrote {results_json}")
     if not args.no_report:
