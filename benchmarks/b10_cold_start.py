@@ -77,10 +77,10 @@ def prepare(impl: str, store: str, folder: Path) -> str:
         spec = f"local:{folder / 'state.json'}" if store == "local" else f"s3:{name}/b10"
 
         async def first() -> None:
+            if store == "s3":
+                await setup(spec).ensure_store()
             client = setup(spec)
             async with client:
-                if store == "s3":
-                    await client.ensure_store()
                 await client.run()
 
         asyncio.run(first())
