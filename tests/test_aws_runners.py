@@ -30,7 +30,7 @@ from tests.aws_workers import (
 )
 from tests.real_servers import AwsTarget
 from ttflow_async import Client
-from ttflow_async._layout import decode_root
+from ttflow_async._view import read_view
 
 pytestmark = pytest.mark.aws
 
@@ -53,10 +53,9 @@ async def _inbox_ids(client: Client) -> list[str]:
 
 
 async def _consumed_ids(client: Client) -> set[str]:
-    found = await client.store.read_root()
-    if found is None:
-        return set()
-    return set(decode_root(found[0], client.store.description).get("consumed") or [])
+    """Inbox ids the last commit consumed (kept in the head; in the root before v2)."""
+    view = await read_view(client.store)
+    return view.previously_consumed()
 
 
 # -- race -------------------------------------------------------------------------------
