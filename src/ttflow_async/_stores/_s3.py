@@ -60,6 +60,14 @@ _WRITE_TOKEN = "ttflow-write"
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
+def _bucket_missing(exc: BaseException) -> bool:
+    """Whether a translated failure says the bucket does not exist."""
+    cause = exc.__cause__
+    return cause is not None and (
+        error_code(cause) in ("NoSuchBucket", "404") or http_status(cause) == 404
+    )
+
+
 class S3Store:
     """A store in one S3 bucket, under an optional key prefix.
 
@@ -139,6 +147,11 @@ class S3Store:
             try:
                 async with self._client() as s3:
                     await self._prove_conditions(s3)
+            except StoreError as exc:
+                if _bucket_missing(exc):
+                    return  # ensure() creates it and proves it; a write proves it first
+                await self.aclose()  # a refused store is not left open
+                raise
             except BaseException:
                 await self.aclose()  # a refused store is not left open
                 raise
@@ -253,6 +266,7 @@ class S3Store:
         # attempt meets the first one's write; the token tells it apart from a rival's.
         token = uuid.uuid4().hex
         async with self._client() as s3:
+            await self._prove_conditions(s3)  # once per store (open may have found no bucket)
             with self._translated("s3:PutObject"):
                 try:
                     response = await s3.put_object(
