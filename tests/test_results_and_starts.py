@@ -237,3 +237,19 @@ async def test_traces_name_the_operations_each_run_reached(make_client: MakeClie
     (trace,) = [t for t in await client.traces() if t.executions]
     (execution,) = trace.executions
     assert execution.operations == ["side effect 'charge card'", "sleep 'cooling off'"]
+
+
+async def test_next_wakeup_is_never_before_the_due_time() -> None:
+    clock = Clock(1_700_000_000.123456789)
+    client = setup("onmemory", clock=clock)
+
+    @client.workflow()
+    async def wf(c: RunContext) -> None:
+        await c.sleep(0.0000004)
+
+    await client.run("wf")
+    wakeup = await client.next_wakeup()
+    assert wakeup is not None
+    clock.now = wakeup.timestamp()
+    (done,) = await client.run()
+    assert done.status == "succeeded"

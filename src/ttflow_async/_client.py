@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
@@ -65,6 +65,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 READ_ATTEMPTS = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _ENGINE_WAIT_KEYS = {"events", "next_run", "event", "deadline"}
 
@@ -97,6 +98,15 @@ def _public_waiting(wait: dict[str, Any]) -> dict[str, Any]:
         else:
             public[key] = value
     return public
+
+
+def _ceil_datetime(epoch: float) -> datetime:
+    """A UTC datetime at or after ``epoch``, to the microsecond."""
+    micros = math.ceil(epoch * 1_000_000)
+    moment = _EPOCH + timedelta(microseconds=micros)
+    while moment.timestamp() < epoch:
+        moment += timedelta(microseconds=1)
+    return moment
 
 
 def _check_lock_timeout(lock_timeout: float | None) -> None:
@@ -685,11 +695,15 @@ class Client:
         return LockInfo(owner=str(lease["owner"]), expires_at=to_datetime(lease["expires"]))
 
     async def next_wakeup(self) -> datetime | None:
-        """The earliest time a sleeping run or a wait timeout falls due, or None."""
+        """The earliest time a sleeping run or a wait timeout falls due, or None.
+
+        Rounded up to the microsecond, so a scheduler (or a test clock) set to it is at
+        or after the due time, never just short of it.
+        """
 
         async def read(view: StoreView) -> datetime | None:
             due = view.next_due()
-            return None if due is None else to_datetime(due)
+            return None if due is None else _ceil_datetime(due)
 
         return await self._inspect(read)
 
