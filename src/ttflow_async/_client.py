@@ -76,7 +76,7 @@ def _public_waiting(wait: dict[str, Any]) -> dict[str, Any]:
     if kind == "event":
         public: dict[str, Any] = {"kind": "event", "name": wait["name"]}
         if wait.get("deadline") is not None:
-            public["timeout_at"] = to_datetime(wait["deadline"])
+            public["timeout_at"] = _ceil_datetime(wait["deadline"])
         return public
     if kind == "blocked":
         return {"kind": "blocked", "error_message": wait.get("error_message")}
@@ -87,7 +87,7 @@ def _public_waiting(wait: dict[str, Any]) -> dict[str, Any]:
         if kind == "batch" and key in ("due", "concurrent"):
             continue  # the index's earliest due time, not part of the public shape
         if key == "due":
-            public["due"] = None if value is None else to_datetime(value)
+            public["due"] = None if value is None else _ceil_datetime(value)
         elif key == "waiting" and isinstance(value, list):
             public["waiting"] = [
                 {**item, "waiting_for": _public_waiting(item["waiting_for"])}
