@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -152,3 +153,34 @@ def test_importing_the_library_and_testing_module_does_not_import_pytest() -> No
         "sys.exit(1 if 'pytest' in sys.modules else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_a_six_attempt_retry_backoff_finishes_in_well_under_a_second() -> None:
+    from ttflow_async import RetryPolicy
+
+    clock = TestClock(START)
+    client = setup("onmemory", clock=clock)
+    attempts: list[datetime] = []
+
+    @client.sideeffect(
+        retry=RetryPolicy(max_attempts=6, initial_delay=5, max_delay=60, jitter="none")
+    )
+    async def flaky(c: RunContext) -> str:
+        attempts.append(clock.now())
+        if len(attempts) < 6:
+            raise ConnectionError("down")
+        return "up"
+
+    @client.workflow()
+    async def poll(c: RunContext) -> str:
+        return await flaky(c)
+
+    began = time.perf_counter()
+    await client.run("poll")
+    results = await run_until_idle(client)
+    assert time.perf_counter() - began < 1.0
+    assert results[-1].result == "up"
+    # Five backoffs between six attempts, doubling from 5 s, capped at max_delay=60 s.
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(attempts)]
+    assert gaps == [5.0, 10.0, 20.0, 40.0, 60.0]
+    assert len(attempts) == 6
