@@ -183,8 +183,73 @@ async def test_suspended_runs_say_what_they_wait_for_and_since_when(
     since = parse_time(suspended[sleeping.run_id]["since"])
     assert parse_time(timer["due"]) > since
     for run in suspended.values():
-        assert set(run) == {"workflow_name", "run_id", "since", "waiting_for"}
-        assert set(run["waiting_for"]) == {"kind", "name", "due", "timeout_at", "error_message"}
+        assert set(run) == {"workflow_name", "run_id", "since", "waiting_for", "parent_run_id"}
+        assert run["parent_run_id"] is None
+        assert set(run["waiting_for"]) == {
+            "kind",
+            "name",
+            "due",
+            "timeout_at",
+            "error_message",
+            "callback_id",
+            "run_id",
+        }
+
+
+async def test_runs_waiting_for_a_callback_or_a_child_are_listed_with_their_ids(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    @client.workflow()
+    async def slow(c: RunContext) -> str:
+        await c.pause_once()
+        return "done"
+
+    @client.workflow()
+    async def parent(c: RunContext) -> str:
+        return str(await c.invoke(slow, name="slow child"))
+
+    @client.workflow()
+    async def approver(c: RunContext) -> Any:
+        cb = await c.create_callback(name="approval", timeout=3600)
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    await client.run("approver")
+    await client.run("parent")
+    callback_id = await client.get_state("callback_id")
+
+    suspended = {r["workflow_name"]: r for r in await get_json(http, "/api/runs/suspended")}
+
+    assert suspended["approver"]["waiting_for"]["kind"] == "callback"
+    assert suspended["approver"]["waiting_for"]["callback_id"] == callback_id
+    assert suspended["approver"]["waiting_for"]["name"] == "approval"
+    assert suspended["approver"]["waiting_for"]["due"] is not None
+    assert suspended["parent"]["waiting_for"]["kind"] == "child"
+    assert suspended["parent"]["waiting_for"]["run_id"] == suspended["slow"]["run_id"]
+    assert suspended["slow"]["parent_run_id"] == suspended["parent"]["run_id"]
+    history = {r["workflow_name"]: r for r in await get_json(http, "/api/runs/history")}
+    assert history == {}
+    await client.run()
+    history = {r["workflow_name"]: r for r in await get_json(http, "/api/runs/history")}
+    assert history["slow"]["parent_run_id"] == suspended["parent"]["run_id"]
+
+
+async def test_cancel_takes_an_optional_reason_kept_in_the_history(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    [waiting] = await client.run("start_approval")
+    url = f"/api/runs/{waiting.run_id}/cancel"
+
+    done = await http.post(url, json={"reason": "wrong order"}, headers=AUTH)
+
+    assert done.status_code == 200, done.text
+    [entry] = await get_json(http, "/api/runs/history")
+    assert entry["status"] == "cancelled"
+    assert "wrong order" in entry["error_message"]
+    [napping] = await client.run("nap")
+    plain = await http.post(f"/api/runs/{napping.run_id}/cancel", headers=AUTH)
+    assert plain.status_code == 200, plain.text
+    assert "dashboard" in (await get_json(http, "/api/runs/history"))[-1]["error_message"]
 
 
 async def test_a_blocked_run_shows_its_error(tmp_path: Path) -> None:

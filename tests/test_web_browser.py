@@ -63,6 +63,13 @@ SERVER_SCRIPT = textwrap.dedent(
         await c.wait_event("approve")
 
 
+    @client.workflow(trigger="start_delivery")
+    async def delivery(c: RunContext) -> Any:
+        """Wait for the courier's callback."""
+        cb = await c.create_callback(name="delivered", timeout=3600)
+        return await cb.result()
+
+
     serve(client, host="127.0.0.1", port=port, token=token)
     '''
 )
@@ -178,7 +185,7 @@ def test_the_page_shows_workflows_fires_a_trigger_and_renders_data_as_text(
             assert page.locator("#events img").count() == 0
 
             expect(page.locator("#timeline svg circle.dot.succeeded")).to_have_count(2)
-            expect(page.locator("#flow svg g.node.workflow")).to_have_count(3)
+            expect(page.locator("#flow svg g.node.workflow")).to_have_count(4)
             expect(page.locator("#flow svg g.node.state")).to_have_count(1)
 
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
@@ -187,3 +194,63 @@ def test_the_page_shows_workflows_fires_a_trigger_and_renders_data_as_text(
 
     assert dialogs == []
     assert console_errors == []
+
+
+def test_cancel_and_complete_buttons_end_suspended_runs(dashboard: str) -> None:
+    from playwright.sync_api import Dialog, expect, sync_playwright
+
+    prompts: list[str] = []
+    answers = ["operator said no", '{"by": "ana"}']
+
+    def on_dialog(dialog: Dialog) -> None:
+        prompts.append(dialog.message)
+        dialog.accept(answers[len(prompts) - 1])
+
+    for trigger in ["start_approval", "start_delivery"]:
+        response = httpx.post(
+            f"{dashboard}/api/trigger",
+            json={"name": trigger},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            trust_env=False,
+        )
+        assert response.status_code == 200, response.text
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("dialog", on_dialog)
+            page.goto(dashboard)
+
+            suspended = page.locator("#suspended tr")
+            expect(suspended).to_have_count(2)
+            expect(page.locator("#suspended button.act")).to_have_count(0)
+
+            page.fill("#token", TOKEN)
+            page.click("#token-form button[type=submit]")
+            approval = suspended.filter(has_text="approval")
+            delivery = suspended.filter(has_text="delivery")
+            expect(approval.locator("button.act")).to_have_text(["Cancel"])
+            expect(delivery.locator("button.act")).to_have_text(["Cancel", "Complete", "Fail"])
+
+            approval.locator("button.cancel").click()
+            expect(page.locator("#action-result")).to_contain_text("Cancelled")
+            expect(suspended).to_have_count(1)
+            history = page.locator("#history tr")
+            expect(history.filter(has_text="approval")).to_contain_text("cancelled")
+            expect(history.filter(has_text="approval")).to_contain_text("operator said no")
+
+            delivery.locator("button.complete").click()
+            expect(page.locator("#action-result")).to_contain_text("succeeded")
+            expect(page.locator("#suspended")).to_contain_text("Nothing is suspended.")
+            expect(history.filter(has_text="delivery")).to_contain_text("succeeded")
+        finally:
+            browser.close()
+
+    assert len(prompts) == 2
+    assert "Reason" in prompts[0]
+    assert "JSON result" in prompts[1]
+    history_entries = httpx.get(f"{dashboard}/api/runs/history", trust_env=False).json()
+    finished = {entry["workflow_name"]: entry for entry in history_entries}
+    assert finished["approval"]["status"] == "cancelled"
+    assert finished["delivery"]["result"] == {"by": "ana"}

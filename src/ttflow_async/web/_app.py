@@ -28,6 +28,7 @@ from ._flow import build_flow
 from ._models import (
     CallbackErrorIn,
     CallbackResultIn,
+    CancelIn,
     CancelledOut,
     ErrorOut,
     EventIn,
@@ -313,10 +314,14 @@ def create_app(
             status.HTTP_409_CONFLICT: {"model": LockedOut, "description": "The lock is held"},
         },
     )
-    async def cancel_run(run_id: str) -> CancelledOut | JSONResponse:
-        """End a suspended or blocked run with status cancelled (``client.cancel``)."""
+    async def cancel_run(run_id: str, body: CancelIn | None = None) -> CancelledOut | JSONResponse:
+        """End a suspended or blocked run with status cancelled (``client.cancel``).
+
+        The optional body's ``reason`` becomes the run's error message in the history.
+        """
+        reason = body.reason if body is not None and body.reason else None
         try:
-            await client.cancel(run_id, "cancelled from the dashboard")
+            await client.cancel(run_id, reason or "cancelled from the dashboard")
         except StateLockedError:
             return locked_response(queued=False, what="the cancellation")
         logger.info("dashboard cancelled run %r", run_id)

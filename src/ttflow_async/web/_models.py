@@ -28,7 +28,7 @@ WorkflowOut = WorkflowInfo
 HistoryEntryOut = RunHistoryEntry
 EventLogEntryOut = EventLogEntry
 RunResultOut = WorkflowRunResult
-WaitKind = Literal["next_run", "event", "timer", "blocked"]
+WaitKind = Literal["next_run", "event", "timer", "blocked", "callback", "child", "batch"]
 
 NAME_MAX_LENGTH = 512
 
@@ -41,10 +41,18 @@ class WaitingForOut(_Out):
     """What a suspended run waits for."""
 
     kind: WaitKind
-    name: str | None = Field(default=None, description="the awaited event or trigger")
-    due: datetime | None = Field(default=None, description="when a durable timer falls due")
+    name: str | None = Field(
+        default=None, description="the awaited event or trigger, or the callback's name"
+    )
+    due: datetime | None = Field(
+        default=None, description="when a durable timer falls due or a callback times out"
+    )
     timeout_at: datetime | None = Field(default=None, description="when an event wait times out")
     error_message: str | None = Field(default=None, description="why a blocked run is blocked")
+    callback_id: str | None = Field(
+        default=None, description="the awaited callback (complete or fail it by this id)"
+    )
+    run_id: str | None = Field(default=None, description="the awaited child run")
 
 
 class SuspendedRunOut(_Out):
@@ -54,6 +62,7 @@ class SuspendedRunOut(_Out):
     run_id: str
     since: datetime
     waiting_for: WaitingForOut
+    parent_run_id: str | None = Field(default=None, description="the run that started it")
 
 
 class RunLogsOut(_Out):
@@ -167,6 +176,14 @@ class EventIn(_In):
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="the event name")
     args: Any = Field(default=None, description="the event's JSON arguments")
     run: bool = Field(default=True, description="run a pass right after sending")
+
+
+class CancelIn(_In):
+    """Cancel a run, optionally saying why."""
+
+    reason: str | None = Field(
+        default=None, min_length=1, max_length=16_000, description="kept as its error message"
+    )
 
 
 class CallbackResultIn(_In):

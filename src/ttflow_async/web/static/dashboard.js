@@ -86,12 +86,18 @@ function renderStatus() {
   updateWriteControls();
 }
 
+function canWrite() {
+  return Boolean(state.status && state.status.writes_enabled) && token() !== "";
+}
+
 function updateWriteControls() {
   const enabled = Boolean(state.status && state.status.writes_enabled);
   const haveToken = token() !== "";
   for (const button of document.querySelectorAll("button.write")) {
     button.disabled = !(enabled && haveToken);
   }
+  // The per-run buttons exist only while writes are possible from this tab.
+  renderSuspended();
   byId("writes-hint").textContent = !enabled
     ? "Write actions are disabled on this server: start the dashboard with a token."
     : haveToken
@@ -128,14 +134,37 @@ function renderWorkflows() {
   }
 }
 
+function parentLabel(parentRunId) {
+  if (!parentRunId) return null;
+  return el("div", { class: "parent muted" }, "child of ", runButton(parentRunId));
+}
+
+function runActions(run) {
+  if (!canWrite()) return [];
+  const buttons = [
+    el("button", { type: "button", class: "act cancel", title: "Cancel run " + run.run_id,
+      onclick: () => cancelRun(run.run_id) }, "Cancel"),
+  ];
+  const callbackId = run.waiting_for.kind === "callback" ? run.waiting_for.callback_id : null;
+  if (callbackId) {
+    buttons.push(
+      el("button", { type: "button", class: "act complete", title: "Complete callback " + callbackId,
+        onclick: () => completeCallback(callbackId) }, "Complete"),
+      el("button", { type: "button", class: "act fail", title: "Fail callback " + callbackId,
+        onclick: () => failCallback(callbackId) }, "Fail"));
+  }
+  return buttons;
+}
+
 function renderSuspended() {
   const rows = state.suspended.map((run) =>
-    el("tr", {},
+    el("tr", { "data-run-id": run.run_id },
       el("td", { class: "mono" }, run.workflow_name),
-      el("td", {}, runButton(run.run_id)),
+      el("td", {}, runButton(run.run_id), parentLabel(run.parent_run_id)),
       el("td", {}, statusBadge(run.waiting_for.kind), " ", describeWait(run.waiting_for)),
-      el("td", { title: run.since }, fmtAgo(run.since))));
-  replaceRows(byId("suspended"), rows, 4, "Nothing is suspended.");
+      el("td", { title: run.since }, fmtAgo(run.since)),
+      el("td", { class: "actions" }, ...runActions(run))));
+  replaceRows(byId("suspended"), rows, 5, "Nothing is suspended.");
 }
 
 function renderHistory() {
@@ -143,7 +172,7 @@ function renderHistory() {
     el("tr", {},
       timeCell(run.timestamp),
       el("td", { class: "mono" }, run.workflow_name),
-      el("td", {}, runButton(run.run_id)),
+      el("td", {}, runButton(run.run_id), parentLabel(run.parent_run_id)),
       el("td", {}, statusBadge(run.status),
         run.error_message
           ? el("div", { class: "reason", title: run.error_traceback || run.error_message }, run.error_message)
@@ -308,6 +337,42 @@ async function act(path, body) {
     state.selectedRun = started.run_id;
   }
   await refresh();
+}
+
+async function cancelRun(runId) {
+  const reason = window.prompt("Cancel run " + runId + "? Reason:", "cancelled from the dashboard");
+  if (reason === null) return;
+  showResult("…", false);
+  let response;
+  try {
+    response = await postJson("/api/runs/" + encodeURIComponent(runId) + "/cancel",
+      reason.trim() === "" ? {} : { reason: reason.trim() });
+  } catch (error) {
+    showResult("The request failed: " + error.message, true);
+    return;
+  }
+  if (response.status === 200) {
+    showResult("Cancelled " + runId + ".", false);
+    state.selectedRun = runId;
+  } else {
+    showResult(describeOutcome(response).text, true);
+  }
+  await refresh();
+}
+
+async function completeCallback(callbackId) {
+  const text = window.prompt("Complete callback " + callbackId + " with this JSON result:", "null");
+  if (text === null) return;
+  const result = parseArgs(text);
+  if (!result.ok) { showResult(result.message.replace("args are", "result is"), true); return; }
+  await act("/api/callbacks/" + encodeURIComponent(callbackId) + "/complete", { result: result.value });
+}
+
+async function failCallback(callbackId) {
+  const error = window.prompt("Fail callback " + callbackId + " with this error:", "");
+  if (error === null) return;
+  if (error.trim() === "") { showResult("Give an error text to fail the callback.", true); return; }
+  await act("/api/callbacks/" + encodeURIComponent(callbackId) + "/fail", { error: error.trim() });
 }
 
 function setup() {

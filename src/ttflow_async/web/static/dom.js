@@ -90,7 +90,10 @@ export function statusBadge(word) {
 
 // Status and wait kinds come from fixed vocabularies; anything else gets no class.
 export function cssWord(word) {
-  const known = ["succeeded", "failed", "paused", "blocked", "next_run", "event", "timer"];
+  const known = [
+    "succeeded", "failed", "paused", "blocked", "cancelled",
+    "next_run", "event", "timer", "callback", "child", "batch",
+  ];
   return known.includes(word) ? word : "";
 }
 
@@ -105,6 +108,14 @@ export function describeWait(waitingFor) {
       return "timer due " + fmtTime(waitingFor.due);
     case "blocked":
       return "blocked: " + (waitingFor.error_message || "");
+    case "callback":
+      return "callback " + (waitingFor.name ? waitingFor.name + " " : "") +
+        (waitingFor.callback_id || "?") +
+        (waitingFor.due ? " (until " + fmtTime(waitingFor.due) + ")" : "");
+    case "child":
+      return "child run " + (waitingFor.run_id || "?");
+    case "batch":
+      return "several waits at once";
     default:
       return waitingFor.kind;
   }
