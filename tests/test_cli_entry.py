@@ -121,6 +121,72 @@ def test_in_process_run_and_history(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert [h["workflow_name"] for h in json.loads(capsys.readouterr().out)["history"]] == ["hello"]
 
 
+def results_client(tmp_path: Path) -> Client:
+    client = setup(f"local:{tmp_path / 'state.json'}")
+
+    @client.workflow()
+    async def answer(c: RunContext) -> Any:
+        return {"answer": 42}
+
+    @client.workflow()
+    async def broken(c: RunContext) -> None:
+        raise ValueError("the widget is out of stock")
+
+    return client
+
+
+def test_run_json_carries_result_error_and_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = results_client(tmp_path)
+    assert call(client, "run", "answer", "--json") == 0
+    (ok,) = json.loads(capsys.readouterr().out)["results"]
+    assert (ok["result"], ok["error_message"], ok["error_traceback"]) == (
+        {"answer": 42},
+        None,
+        None,
+    )
+    assert call(client, "run", "broken", "--json") == 1
+    (bad,) = json.loads(capsys.readouterr().out)["results"]
+    assert bad["result"] is None
+    assert "the widget is out of stock" in bad["error_message"]
+    assert "Traceback" in bad["error_traceback"]
+    assert "ValueError" in bad["error_traceback"]
+
+
+def test_history_shows_each_runs_result_or_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = results_client(tmp_path)
+    assert call(client, "run", "answer") == 0
+    assert call(client, "run", "broken") == 1
+    capsys.readouterr()
+    assert call(client, "history") == 0
+    table = capsys.readouterr().out
+    assert '{"answer": 42}' in table
+    assert "the widget is out of stock" in table
+    assert call(client, "history", "--json") == 0
+    ok, bad = json.loads(capsys.readouterr().out)["history"]
+    assert ok["result"] == {"answer": 42}
+    assert "Traceback" in bad["error_traceback"]
+
+
+def test_logs_of_a_failed_run_show_its_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = results_client(tmp_path)
+    assert call(client, "run", "broken", "--json") == 1
+    (bad,) = json.loads(capsys.readouterr().out)["results"]
+    assert call(client, "logs", bad["run_id"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" in captured.out
+    assert 'raise ValueError("the widget is out of stock")' in captured.out
+    assert call(client, "logs", bad["run_id"], "--json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert "Traceback" in document["error_traceback"]
+    assert "the widget is out of stock" in document["error_message"]
+
+
 # -- real processes ---------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from .. import Client
+from .. import Client, RunInfo
 from ._render import (
     print_event_log,
     print_history,
@@ -229,23 +229,39 @@ def register_commands(app: typer.Typer, prog: str) -> None:
         run_id: Annotated[str, typer.Argument(help="The run's id (see run, status, history).")],
         as_json: JsonOption = False,
     ) -> None:
-        """Print one run's log lines."""
+        """Print one run's log lines, and the error and traceback of a failed run."""
         session = session_of(ctx)
 
-        async def work(client: Client) -> list[str]:
-            return list(await client.run_logs(run_id))
+        async def work(client: Client) -> tuple[list[str], RunInfo | None]:
+            return list(await client.run_logs(run_id)), await client.get_run(run_id)
 
-        lines = session.call(work, as_json=as_json)
+        lines, info = session.call(work, as_json=as_json)
+        error_message = info.error_message if info is not None else None
+        error_traceback = info.error_traceback if info is not None else None
         if as_json:
-            print_json(session.out, {"run_id": run_id, "logs": lines})
+            print_json(
+                session.out,
+                {
+                    "run_id": run_id,
+                    "logs": lines,
+                    "status": info.status if info is not None else None,
+                    "error_message": error_message,
+                    "error_traceback": error_traceback,
+                },
+            )
             return
-        if not lines:
+        if not lines and info is None:
             session.err.print(
                 f"No log lines for run {escape(run_id)} (it has not logged, or the id is "
                 "unknown or left the history)."
             )
         for line in lines:
             session.out.print(Text(line))
+        if info is not None and info.status in ("failed", "cancelled", "blocked"):
+            if error_message:
+                session.out.print(Text(f"{info.status}: {error_message}", style="red"))
+            if error_traceback:
+                session.out.print(Text(error_traceback.rstrip("\n")))
 
     @app.command("workflows", epilog=examples(prog, "workflows", "workflows --json"))
     def workflows_command(ctx: typer.Context, as_json: JsonOption = False) -> None:

@@ -29,6 +29,7 @@ STATUS_STYLES = {
     "failed": "bold red",
     "paused": "yellow",
     "blocked": "bold magenta",
+    "cancelled": "dim",
 }
 
 #: Past this many seconds a running ``run()`` shows a live progress line on a terminal.
@@ -76,6 +77,10 @@ class HistoryEntryLike(Protocol):
     def timestamp(self) -> datetime: ...
     @property
     def status(self) -> str: ...
+    @property
+    def result(self) -> Any: ...
+    @property
+    def error_message(self) -> str | None: ...
 
 
 class EventLogEntryLike(Protocol):
@@ -278,20 +283,41 @@ def print_status(
     console.print(f"{len(paused)} suspended run{'s' if len(paused) != 1 else ''}.")
 
 
+#: How much of a result or an error message one ``history`` row shows.
+OUTCOME_MAX_CHARS = 200
+
+
+def describe_outcome(entry: HistoryEntryLike) -> Text:
+    """A finished run's result (compact JSON) or its error message, cut to one screenful."""
+    if entry.error_message:
+        text, style = entry.error_message, "red"
+    elif entry.result is None:
+        return Text("")
+    else:
+        text = json.dumps(to_jsonable(entry.result), ensure_ascii=False, separators=(", ", ": "))
+        style = ""
+    text = " ".join(text.split())
+    if len(text) > OUTCOME_MAX_CHARS:
+        text = text[: OUTCOME_MAX_CHARS - 1] + "…"
+    return Text(text, style=style)
+
+
 def print_history(console: Console, entries: Sequence[HistoryEntryLike]) -> None:
-    """Print finished runs, oldest first."""
+    """Print finished runs, oldest first, each with its result or error message."""
     if not entries:
         console.print("No finished runs yet.")
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in ("finished", "workflow", "run id", "status"):
         table.add_column(column, no_wrap=True)
+    table.add_column("result / error", overflow="fold", min_width=12)
     for entry in entries:
         table.add_row(
             format_time(entry.timestamp),
             Text(entry.workflow_name, style="bold"),
             Text(entry.run_id, style="cyan"),
             status_text(entry.status),
+            describe_outcome(entry),
         )
     _print_table(console, table)
 
