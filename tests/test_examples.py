@@ -57,7 +57,9 @@ def test_approval_resumes_the_waiting_run(examples_env: dict[str, str]) -> None:
     done = run_example("approval.py", examples_env)
     run_id = re.search(r"deploy  paused  run ([0-9a-f-]{36})", done.stdout)
     assert run_id
-    assert f"waits for event 'approve:{run_id.group(1)}'" in done.stdout
+    callback = re.search(r"complete callback ([0-9a-f-]{36}) to go on", done.stdout)
+    assert callback
+    assert f"waits for callback {callback.group(1)}" in done.stdout
     assert f"deploy  succeeded  run {run_id.group(1)}" in done.stdout
     assert "approved by ana: deploying to prod" in done.stdout
     assert "still waiting: 0 run(s)" in done.stdout
@@ -67,12 +69,31 @@ def test_approval_through_its_command_line(examples_env: dict[str, str]) -> None
     started = run_example("approval.py", examples_env, "run", "deploy", '{"env": "prod"}', "--json")
     (result,) = json.loads(started.stdout)["results"]
     assert result["status"] == "paused"
-    run_id = result["run_id"]
+    callback = re.search(r"complete callback ([0-9a-f-]{36}) to go on", "\n".join(result["logs"]))
+    assert callback
+    callback_id = callback.group(1)
     status = run_example("approval.py", examples_env, "status")
-    assert f"approve:{run_id}" in status.stdout
-    approved = run_example("approval.py", examples_env, "run", f"approve:{run_id}", '{"by": "bo"}')
+    assert f"callback {callback_id} (approval)" in status.stdout
+    approved = run_example(
+        "approval.py", examples_env, "callback", "complete", callback_id, '{"by": "bo"}'
+    )
     assert "succeeded" in approved.stdout
     assert "approved by bo: deploying to prod" in approved.stdout
+    history = run_example("approval.py", examples_env, "history")
+    assert '"deployed to prod"' in history.stdout
+
+
+def test_approval_refused_through_its_command_line(examples_env: dict[str, str]) -> None:
+    started = run_example("approval.py", examples_env, "run", "deploy", "--json")
+    (result,) = json.loads(started.stdout)["results"]
+    callback = re.search(r"complete callback ([0-9a-f-]{36}) to go on", "\n".join(result["logs"]))
+    assert callback
+    refused = run_example(
+        "approval.py", examples_env, "callback", "fail", callback.group(1), "not on a Friday"
+    )
+    assert "succeeded" in refused.stdout
+    assert "the deploy to staging was refused" in refused.stdout
+    assert "not on a Friday" in refused.stdout
 
 
 def test_price_watch_polls_until_the_price_drops(examples_env: dict[str, str]) -> None:

@@ -171,6 +171,15 @@ def describe_wait(waiting_for: Mapping[str, Any]) -> str:
         return "a timer"
     if kind == "blocked":
         return f"blocked: {waiting_for.get('error_message')}"
+    if kind == "callback":
+        name = waiting_for.get("name")
+        text = f"callback {waiting_for.get('callback_id')}" + (f" ({name})" if name else "")
+        due = waiting_for.get("due")
+        if isinstance(due, datetime):
+            text += f", times out {format_time(due)} ({format_age(due)})"
+        return text
+    if kind == "child":
+        return f"child run {waiting_for.get('run_id')}"
     return json.dumps(to_jsonable(dict(waiting_for)), ensure_ascii=False)
 
 
