@@ -377,3 +377,36 @@ def test_callback_complete_and_fail(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert call(client, "callback", "fail", second, "carrier lost it") == 1  # the run failed
     assert "carrier lost it" in capsys.readouterr().out
     assert call(client, "callback", "complete", "no-such-id") == 2
+
+
+def test_status_names_the_callback_or_child_a_run_waits_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = setup(f"local:{tmp_path / 'state.json'}")
+
+    @client.workflow()
+    async def approval(c: RunContext) -> Any:
+        cb = await c.create_callback(name="sign-off", timeout=3600)
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    @client.workflow()
+    async def slow(c: RunContext) -> str:
+        await c.wait_event("go")
+        return "done"
+
+    @client.workflow()
+    async def parent(c: RunContext) -> str:
+        return str(await c.invoke(slow))
+
+    assert call(client, "run", "approval") == 0
+    capsys.readouterr()
+    assert call(client, "run", "parent", "--json") == 0
+    (started,) = [
+        r for r in json.loads(capsys.readouterr().out)["results"] if r["workflow_name"] == "slow"
+    ]
+    callback_id = asyncio.run(client.get_state("callback_id"))
+    assert call(client, "status") == 0
+    out = capsys.readouterr().out
+    assert f"callback {callback_id} (sign-off), times out" in out
+    assert f"child run {started['run_id']}" in out
