@@ -60,7 +60,9 @@ class PausedRun(_Record):
     """A suspended run and what it waits for.
 
     ``waiting_for["kind"]`` is ``"next_run"``, ``"event"`` (with ``"name"``, and
-    ``"timeout_at"`` when the wait has a timeout), ``"timer"`` (with ``"due"``) or
+    ``"timeout_at"`` when the wait has a timeout), ``"timer"`` (with ``"due"``, and
+    ``"name"`` or ``"retry"``), ``"callback"`` (``"callback_id"``, ``"name"``,
+    ``"due"``), ``"child"`` (``"run_id"``), ``"batch"`` (``"name"``, ``"waiting"``) or
     ``"blocked"`` (with ``"error_message"``).
     """
 
