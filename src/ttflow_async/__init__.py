@@ -9,8 +9,8 @@ from ._batch import BatchItem as BatchItem
 from ._batch import BatchResult as BatchResult
 from ._batch import CompletionConfig as CompletionConfig
 from ._client import Client as Client
-from ._composition import Callback as Callback
 from ._client import setup as setup
+from ._composition import Callback as Callback
 from ._context import RunContext as RunContext
 from ._errors import BlobNotFound as BlobNotFound
 from ._errors import CallbackFailed as CallbackFailed

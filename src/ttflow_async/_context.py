@@ -15,6 +15,7 @@ import anyio
 import anyio.to_thread
 
 from . import _batch, _json, _steps
+from ._composition import CompositionMixin
 from ._definitions import SideeffectDef
 from ._errors import (
     EventWaitTimeout,
@@ -22,7 +23,6 @@ from ._errors import (
     NondeterminismError,
     TtflowError,
 )
-from ._composition import CompositionMixin
 from ._journal import Frame, Suspend, current_frame, current_task_id
 from ._records import ContextData, StateChange
 
