@@ -135,22 +135,24 @@ class AwsClientHolder:
         """
 
         async def build() -> Any:
-            return await self._new_client()._coro
+            context = self._new_client()
+            coro = getattr(context, "_coro", None)
+            if coro is None:  # an aioboto3 without aiobotocore's creator context
+                return context
+            return await coro
 
         # botocore sessions are not safe to build clients from in several threads at
         # once, and the default session is shared: one build at a time per process.
         with _BUILD_LOCK:
             client = asyncio.run(build())
+            if not hasattr(client, "__aenter__") or hasattr(client, "_coro"):
+                return client
             _prepare_connections(client)
         return client
 
     async def _enter(self, stack: contextlib.AsyncExitStack) -> Any:
-        """Build a client off the event loop, then enter it (its HTTP session) here."""
-        context = self._new_client()
-        coro = getattr(context, "_coro", None)
-        if coro is None:  # an aioboto3 without aiobotocore's creator context
-            return await stack.enter_async_context(context)
-        coro.close()  # never awaited: the client is built in a worker thread instead
+        """Build a client off the event loop (one session.client() call), then enter it
+        (its HTTP session) here."""
         built = await anyio.to_thread.run_sync(self._build_in_thread)
         return await stack.enter_async_context(built)
 
