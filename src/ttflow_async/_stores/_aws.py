@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -48,12 +49,20 @@ def load_aioboto3(store_kind: str) -> Any:
         raise ImportError(
             f'the "{store_kind}:" store needs aioboto3, which is not installed; run: {INSTALL_HINT}'
         ) from exc
+    if store_kind == "s3":
+        # botocore imports these while it builds the first S3 client (boto3's transfer
+        # helpers, multiprocessing, aiofiles: ~40 ms), in the worker thread where that
+        # build runs, where the imports still keep the event loop waiting; importing
+        # them here, when the store is made, keeps the first client's call short.
+        import aioboto3.s3.inject
     return aioboto3
 
 
 _DEFAULT_SESSION: list[Any] = []
 _DEFAULT_SESSION_LOCK = threading.Lock()
 _BUILD_LOCK = threading.Lock()
+#: Services whose first client this process has built (see ``_first_build``).
+_BUILT_SERVICES: set[str] = set()
 
 
 def default_session(aioboto3: Any) -> Any:
@@ -117,6 +126,7 @@ class AwsClientHolder:
         self._region_name = region_name
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
+        _load_data_ahead(session, service)
 
     def _new_client(self) -> Any:
         kwargs: dict[str, Any] = {"config": self._config}
@@ -143,7 +153,7 @@ class AwsClientHolder:
 
         # botocore sessions are not safe to build clients from in several threads at
         # once, and the default session is shared: one build at a time per process.
-        with _BUILD_LOCK:
+        with _BUILD_LOCK, _first_build(self._service):
             client = asyncio.run(build())
             if not hasattr(client, "__aenter__") or hasattr(client, "_coro"):
                 return client
@@ -187,6 +197,61 @@ class AwsClientHolder:
             return
         async with contextlib.AsyncExitStack() as stack:
             yield await self._enter(stack)
+
+
+def _load_data_ahead(session: Any, service: str) -> None:
+    """Parse botocore's data files for ``service`` now, when no event loop waits.
+
+    botocore parses them while it builds the first client of a session: the endpoint
+    table (1.2 MB of JSON, ~25 ms) and the service model (S3's: ~25 ms), each in one
+    C call that holds the GIL, so even in a worker thread the event loop waits for
+    them. A store is usually made at startup, before any loop runs; parsing there
+    (into the session's own cache, which botocore reads them from) keeps the first
+    call of its first client short. In a running loop nothing is done here: the
+    build in the worker thread parses them as before.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return
+    try:
+        loader = session._session.get_component("data_loader")
+        loader.load_data_with_path("endpoints")
+        loader.load_data("sdk-default-configuration")
+        loader.load_service_model(service, "service-2", api_version=None)
+        loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
+    except Exception:  # only an optimisation: the client build reports its own errors
+        return
+
+
+@contextlib.contextmanager
+def _first_build(service: str) -> Iterator[None]:
+    """Keep the garbage collector from pausing every thread over botocore's data.
+
+    The first client of a service loads and parses its service model, endpoint rules
+    and partitions: some 30 000 long-lived objects. A full collection walks all of
+    them, 50-90 ms in which the worker thread holds the GIL and the event loop stands
+    still; it runs during that first build, and again some builds later. So the first
+    build runs with the collector off, and the objects alive after it are moved to
+    the permanent generation (``gc.freeze()``), which later collections skip: a new
+    client's first call then never stops the loop for a full collection. Frozen
+    objects are still freed when their last reference goes; only reference cycles
+    among them wait for ``gc.unfreeze()``.
+    """
+    if service in _BUILT_SERVICES:
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        _BUILT_SERVICES.add(service)
+        gc.freeze()
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _prepare_connections(client: Any) -> None:
