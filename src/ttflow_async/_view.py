@@ -12,12 +12,12 @@ import anyio
 from . import _json
 from ._concurrency import gather
 from ._errors import CorruptStateError
+from ._index import Rec, RunIndex, Shards
 from ._layout import (
     CALLBACK_SHARDS,
     EVENT_LOG_CAP,
     FORMAT_VERSION,
     HISTORY_CAP,
-    KEY_SHARDS,
     TRACE_CAP,
     CappedLog,
     ShardedMap,
@@ -25,8 +25,6 @@ from ._layout import (
     empty_head,
     empty_root,
     new_id,
-    rec_due,
-    rec_event_names,
 )
 from ._stores import Store
 
@@ -35,8 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ttflow_async")
 
-Rec = dict[str, Any]
-
+__all__ = ["Rec", "StoreView", "check_head", "commit_view", "read_view"]
 
 _BLOB_SHAPES: dict[str, type] = {
     "hd": dict,
@@ -110,16 +107,11 @@ class StoreView:
     def _bind_head(self) -> None:
         head = self.head
         self.states = ShardedMap("st", head["states"])
-        self.waits = ShardedMap("wt", head["waits"])
-        self.timers = ShardedMap("tm", head["timers"])
-        self.next_run: dict[str, Rec] = head["next_run"]
-        self.blocked: dict[str, Rec] = head["blocked"]
+        self.index = RunIndex(head)
         self.history = CappedLog("hi", head["history"], HISTORY_CAP)
         self.events = CappedLog("ev", head["events"], EVENT_LOG_CAP)
         self.traces = CappedLog("tr", head["traces"], TRACE_CAP)
-        self.keys = ShardedMap("ky", head.get("keys") or [None] * KEY_SHARDS)
         self.callbacks = ShardedMap("cb", head.get("callbacks") or [None] * CALLBACK_SHARDS)
-        self._index_changed = False
 
     async def load_head(self) -> None:
         """Read the head blob the root points at."""
@@ -195,133 +187,69 @@ class StoreView:
         """Buffer a state write (the shard was loaded by a read first)."""
         self.states.put(name, value)
 
-    # -- suspended runs ----------------------------------------------------------------
+    # -- suspended runs and idempotency keys: load the shards, then ask the index -------
+
+    async def _load(self, shards: Shards) -> None:
+        waits, timers = shards
+        await gather(
+            lambda: self.index.waits.load(waits, self.fetch),
+            lambda: self.index.timers.load(timers, self.fetch),
+        )
 
     async def has_waiters(self, name: str) -> bool:
         """Whether a suspended run waits for the event or trigger ``name``."""
-        await self.waits.load([self.waits.index(name)], self.fetch)
-        return bool(self.waits.get(name))
+        await self.index.waits.load(self.index.wait_shards([name]), self.fetch)
+        return self.index.has_waiters(name)
 
     async def claim_waiters(self, names: Iterable[str]) -> dict[str, list[tuple[str, Rec]]]:
         """Remove and return the runs waiting for each name (shards read concurrently)."""
         names = list(dict.fromkeys(names))
-        await self.waits.load({self.waits.index(n) for n in names}, self.fetch)
-        claimed: dict[str, list[tuple[str, Rec]]] = {}
-        taken: set[str] = set()
-        for name in names:
-            waiting: dict[str, Rec] = self.waits.get(name) or {}
-            if waiting:
-                self.waits.delete(name)
-                self._index_changed = True
-                fresh = [(r, rec) for r, rec in waiting.items() if r not in taken]
-                taken.update(r for r, _ in fresh)
-                if fresh:
-                    claimed[name] = fresh
-        runs = [(r, rec) for found in claimed.values() for r, rec in found]
-        others = {(n, r) for r, rec in runs for n in rec_event_names(rec) if n not in claimed}
-        timed = [run_id for run_id, rec in runs if rec_due(rec) is not None]
-        await gather(
-            lambda: self.waits.load({self.waits.index(n) for n, _ in others}, self.fetch),
-            lambda: self.timers.load({self.timers.index(r) for r in timed}, self.fetch),
-        )
-        for name, run_id in others:
-            self._drop_waiter(name, run_id)
-        for run_id in timed:
-            self.timers.delete(run_id)
+        await self.index.waits.load(self.index.wait_shards(names), self.fetch)
+        claimed = self.index.take_waiters(names)
+        runs = [run for found in claimed.values() for run in found]
+        await self._load(self.index.shards_of(runs))
+        self.index.unlink(runs)
         return claimed
-
-    def _drop_waiter(self, name: str, run_id: str) -> None:
-        waiting = self.waits.get(name) or {}
-        if waiting.pop(run_id, None) is not None:
-            if waiting:
-                self.waits.touch(name)
-            else:
-                self.waits.delete(name)
 
     async def claim_due(self, now: float) -> list[tuple[str, Rec]]:
         """Remove and return the runs whose timer or wait timeout is due."""
-        minimums = self.head["timer_min"]
-        due_shards = [i for i, t in enumerate(minimums) if t is not None and t <= now]
+        due_shards = self.index.due_shards(now)
         if not due_shards:
             return []
-        await self.timers.load(due_shards, self.fetch)
-        claimed: list[tuple[str, Rec]] = []
-        for i in due_shards:
-            for run_id, rec in list(self.timers.shards[i].items()):
-                due = rec_due(rec)
-                if due is not None and due <= now:
-                    claimed.append((run_id, rec))
-        names = {n for _, rec in claimed for n in rec_event_names(rec)}
-        await self.waits.load({self.waits.index(n) for n in names}, self.fetch)
-        for run_id, rec in claimed:
-            self.timers.delete(run_id)
-            for name in rec_event_names(rec):
-                self._drop_waiter(name, run_id)
-        if claimed:
-            self._index_changed = True
-        return claimed
-
-    def claim_next_run(self) -> list[tuple[str, Rec]]:
-        """Remove and return the runs paused by ``pause_once``."""
-        claimed = list(self.next_run.items())
-        self.next_run.clear()
-        if claimed:
-            self._index_changed = True
-        return claimed
-
-    def claim_blocked(self) -> list[tuple[str, Rec]]:
-        """Remove and return the blocked runs (retried after a change of definitions)."""
-        claimed = list(self.blocked.items())
-        self.blocked.clear()
-        if claimed:
-            self._index_changed = True
+        await self.index.timers.load(due_shards, self.fetch)
+        claimed = self.index.due(now)
+        await self.index.waits.load(self.index.shards_of(claimed)[0], self.fetch)
+        self.index.unlink(claimed)
         return claimed
 
     async def insert(self, runs: list[tuple[str, Rec]]) -> None:
         """Index suspended runs by what they wait for (shards read concurrently)."""
-        if not runs:
-            return
-        self._index_changed = True
-        events = [(r, n, rec) for r, rec in runs for n in rec_event_names(rec)]
-        timed = [(r, rec) for r, rec in runs if rec_due(rec) is not None]
-        wait_shards = {self.waits.index(n) for _, n, _ in events}
-        timer_shards = {self.timers.index(r) for r, _ in timed}
-        await gather(
-            lambda: self.waits.load(wait_shards, self.fetch),
-            lambda: self.timers.load(timer_shards, self.fetch),
-        )
-        for run_id, rec in runs:
-            wait = rec["wait"]
-            kind = wait["kind"]
-            if kind == "next_run" or (kind == "batch" and wait.get("next_run")):
-                self.next_run[run_id] = rec
-            elif kind == "blocked":
-                self.blocked[run_id] = rec
-        for run_id, name, rec in events:
-            waiting = self.waits.get(name)
-            if waiting is None:
-                self.waits.put(name, {run_id: rec})
-            else:
-                waiting[run_id] = rec
-                self.waits.touch(name)
-        for run_id, rec in timed:
-            self.timers.put(run_id, rec)
+        if runs:
+            await self._load(self.index.shards_of(runs))
+            self.index.insert(runs)
 
     async def remove(self, run_id: str, rec: Rec) -> None:
         """Take one suspended run out of the index, wherever it is indexed."""
-        names = rec_event_names(rec)
-        await gather(
-            lambda: self.waits.load({self.waits.index(n) for n in names}, self.fetch),
-            lambda: self.timers.load([self.timers.index(run_id)], self.fetch),
-        )
-        for name in names:
-            self._drop_waiter(name, run_id)
-        self.timers.delete(run_id)
-        self.next_run.pop(run_id, None)
-        self.blocked.pop(run_id, None)
-        self._index_changed = True
+        await self._load(self.index.remove_shards(run_id, rec))
+        self.index.remove(run_id, rec)
 
-    # -- what the wave cap left, and idempotency keys ----------------------------------
+    async def all_suspended(self) -> dict[str, Rec]:
+        """Every suspended run by id (reads every wait and timer shard)."""
+        await gather(
+            lambda: self.index.waits.load_all(self.fetch),
+            lambda: self.index.timers.load_all(self.fetch),
+        )
+        return self.index.all_suspended()
+
+    def next_due(self) -> float | None:
+        """The earliest due time of a timer or wait timeout."""
+        return self.index.next_due()
+
+    async def load_keys(self, keys: Iterable[str]) -> None:
+        """Read the shards of these idempotency keys."""
+        await self.index.keys.load(self.index.key_shards(keys), self.fetch)
+
+    # -- what the wave cap left --------------------------------------------------------
 
     def take_pending(self) -> list[list[Any]]:
         """Deliveries an earlier pass left for this one (``[kind, name, args, key]``)."""
@@ -338,22 +266,6 @@ class StoreView:
         """Inbox ids the last commit consumed (their deletion may not have happened)."""
         return set(self.root.get("consumed") or []) | set(self.head.get("consumed") or [])
 
-    async def load_keys(self, keys: Iterable[str]) -> None:
-        """Read the shards of these idempotency keys."""
-        await self.keys.load({self.keys.index(k) for k in keys}, self.fetch)
-
-    def key_used(self, key: str, now: float) -> bool:
-        """Whether ``key`` was used within its window (its shard must be loaded)."""
-        expires = self.keys.get(key)
-        return expires is not None and float(expires) > now
-
-    def use_key(self, key: str, expires: float, now: float) -> None:
-        """Record ``key`` until ``expires``; expired keys of its shard are dropped."""
-        shard = self.keys.shards[self.keys.index(key)]
-        for old in [k for k, t in shard.items() if float(t) <= now]:
-            del shard[old]
-        self.keys.put(key, expires)
-
     async def callback(self, key: str) -> dict[str, Any] | None:
         """The callbacks-map entry of a callback id (or ``child:<run id>``), if any."""
         await self.callbacks.load([self.callbacks.index(key)], self.fetch)
@@ -363,34 +275,13 @@ class StoreView:
     def dirty(self) -> bool:
         """Whether anything was changed that a commit must write."""
         return bool(
-            self._index_changed
+            self.index.dirty()
             or self.states.dirty
-            or self.waits.dirty
-            or self.timers.dirty
-            or self.keys.dirty
             or self.callbacks.dirty
             or self.history.pending
             or self.events.pending
             or self.traces.pending
         )
-
-    async def all_suspended(self) -> dict[str, Rec]:
-        """Every suspended run by id (reads every wait and timer shard)."""
-        await gather(
-            lambda: self.waits.load_all(self.fetch), lambda: self.timers.load_all(self.fetch)
-        )
-        runs: dict[str, Rec] = {}
-        runs.update(self.next_run)
-        runs.update(self.blocked)
-        for waiting in (value for _, value in self.waits.items()):
-            runs.update(waiting)
-        runs.update(dict(self.timers.items()))
-        return runs
-
-    def next_due(self) -> float | None:
-        """The earliest due time of a timer or wait timeout."""
-        times = [t for t in self.head["timer_min"] if t is not None]
-        return min(times) if times else None
 
     # -- commit ------------------------------------------------------------------------
 
@@ -403,14 +294,8 @@ class StoreView:
             await log.flush(self.fetch, self.new_blobs, self.garbage)
         head = dict(self.head)
         head["states"] = self.states.flush(self.new_blobs, self.garbage)
-        head["waits"] = self.waits.flush(self.new_blobs, self.garbage)
-        timer_min = list(head["timer_min"])
-        for i in self.timers.dirty:
-            dues = [rec_due(rec) for rec in self.timers.shards[i].values()]
-            timer_min[i] = min((d for d in dues if d is not None), default=None)
-        head["timers"] = self.timers.flush(self.new_blobs, self.garbage)
-        head["timer_min"] = timer_min
-        head["keys"] = self.keys.flush(self.new_blobs, self.garbage)
+        head.update(self.index.flush(self.new_blobs, self.garbage))
+        head["keys"] = self.index.flush_keys(self.new_blobs, self.garbage)
         head["callbacks"] = self.callbacks.flush(self.new_blobs, self.garbage)
         head["history"] = self.history.segments
         head["events"] = self.events.segments
