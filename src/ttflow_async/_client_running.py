@@ -1,0 +1,170 @@
+"""Running on the client: ``run()`` (one pass under the lease) and ``send_event()``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import anyio
+
+from . import _json
+from ._client_core import ClientCore, _check_key, _check_lock_timeout
+from ._context import check_event_name
+from ._errors import (
+    BlobNotFound,
+    InvalidStateError,
+    StateLockedError,
+    UnknownTriggerError,
+)
+from ._lease import LeaseLost
+from ._records import WorkflowRunResult
+from ._runner import Pass
+from ._view import StoreView, read_view
+
+T = TypeVar("T")
+
+
+class RunningMixin(ClientCore):
+    """Passes of the engine, and the inbox that queues what a pass delivers."""
+
+    async def run(
+        self,
+        trigger: str | None = None,
+        args: Any = None,
+        *,
+        lock_timeout: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        key: str | None = None,
+    ) -> list[WorkflowRunResult]:
+        """One pass: take the lease, run what is ready (and ``trigger``), commit, release.
+
+        Args:
+            trigger: fire this trigger (and wake runs waiting for it) in this pass.
+            args: the trigger's args (strict JSON).
+            lock_timeout: wait up to this many seconds for another runner's lock.
+            on_progress: called as ``on_progress(finished, scheduled)`` each time a run
+                is scheduled or finishes an execution in this pass (for progress display).
+            key: an idempotency key: a trigger whose key was already used within
+                ``idempotency_window`` starts nothing again.
+
+        Raises:
+            StateLockedError: another runner holds the lock (``queued`` says whether the
+                trigger was stored in the inbox), or the lease was lost mid-pass.
+            StoreError, CorruptStateError: the store failed or holds unreadable data;
+                nothing was committed and the lease was released.
+        """
+        if trigger is not None and (not isinstance(trigger, str) or not trigger):
+            raise UnknownTriggerError(f"a trigger must be a non-empty string, got {trigger!r}")
+        if trigger is not None:
+            _json.normalize(trigger, "the trigger name")
+        if key is not None and trigger is None:
+            raise InvalidStateError("run(key=...) needs a trigger: a key names one start")
+        key = _check_key(key)
+        _check_lock_timeout(lock_timeout)
+        payload = _json.normalize(args, "the args of run()")
+        async with self._connected():
+            deferred, self._deferred = self._deferred, []
+            return await self._alongside(
+                deferred,
+                lambda: self._guarded(
+                    lambda: self._pass(trigger, payload, lock_timeout, on_progress, key)
+                ),
+            )
+
+    async def _pass(
+        self,
+        trigger: str | None,
+        payload: Any,
+        lock_timeout: float | None,
+        on_progress: Callable[[int, int], None] | None,
+        key: str | None = None,
+    ) -> list[WorkflowRunResult]:
+        first_view = None
+        if trigger is not None and trigger not in self._registry.string_triggers():
+            first_view, listened = await self._waiters_of(trigger)
+            if not listened:
+                shown = trigger if len(trigger) <= 200 else trigger[:200] + "..."
+                raise UnknownTriggerError(
+                    f"no workflow has trigger {shown!r} and no suspended run waits for it; "
+                    "check the name against client.workflows"
+                )
+        lease = self._lease()
+        try:
+            view = await lease.acquire(lock_timeout, first_view=first_view)
+        except StateLockedError:
+            if trigger is None:
+                raise
+            await self._queue("trigger", trigger, payload, key)
+            raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
+        runner = Pass(self._registry, lease, view, self._options, on_progress=on_progress)
+        self._passes.append(runner)
+        try:
+            results = await runner.run(trigger, payload, key)
+        except LeaseLost:
+            queued = False
+            if trigger is not None:
+                await self._queue("trigger", trigger, payload, key)
+                queued = True
+            raise StateLockedError(
+                f"the lease on {self.store.description} expired and another runner took "
+                "it over, so nothing of this run() was committed"
+                + ("; the trigger was queued in the inbox" if queued else ""),
+                queued=queued,
+            ) from None
+        finally:
+            self._passes.remove(runner)
+        after_commit = [runner.clean_up]
+        if runner.gc_due:
+            after_commit.append(self._collect_quietly)
+        if self._entered > 1:
+            # Entered by the caller: run() returns right after its commit, and deleting
+            # what the commit left behind overlaps the next call (or the exit).
+            self._deferred.extend(after_commit)
+        else:
+            for cleanup in after_commit:
+                await cleanup()
+        return results
+
+    @staticmethod
+    async def _alongside(
+        cleanups: list[Callable[[], Coroutine[Any, Any, None]]], work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Await ``work()`` while earlier passes' cleanups (which never raise) run too."""
+        if not cleanups:
+            return await work()
+        outcome: list[T] = []
+        errors: list[Exception] = []
+
+        async def do_work() -> None:
+            try:
+                outcome.append(await work())
+            except Exception as exc:  # raised below, as itself rather than in a group
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(do_work)
+            for cleanup in cleanups:
+                tg.start_soon(cleanup)
+        if errors:
+            raise errors[0]
+        return outcome[0]
+
+    async def _waiters_of(self, trigger: str) -> tuple[StoreView | None, bool]:
+        """Whether a suspended run waits for ``trigger``, and the view that says so."""
+        try:
+            view = await read_view(self.store)
+            return view, await view.has_waiters(trigger)
+        except BlobNotFound:  # a commit replaced what we were reading: read again
+            return None, await self._inspect(lambda view: view.has_waiters(trigger))
+
+    async def send_event(self, name: str, args: Any = None, *, key: str | None = None) -> None:
+        """Store a user event durably (no lock); the next ``run()`` delivers it.
+
+        With ``key``, an event whose key was already delivered within
+        ``idempotency_window`` is not delivered again.
+        """
+        check_event_name(name)
+        payload = _json.normalize(args, f"the args of event {name!r}")
+        key = _check_key(key)
+        async with self._connected():
+            await self._guarded(lambda: self._queue("event", name, payload, key))
