@@ -119,6 +119,7 @@ def test_a_run_waiting_for_two_events_is_unlinked_from_the_one_not_delivered() -
     again = store.open()
     store.load(again, (again.wait_shards(["b"]), set()))
     assert not again.has_waiters("b")
+    assert not any(store.head["waits"])  # no empty waiter list is left stored
     assert store.head["timer_min"] == [None] * TIMER_SHARDS  # its deadline went too
 
 
