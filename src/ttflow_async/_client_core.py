@@ -210,8 +210,11 @@ class ClientCore:
 
     @contextlib.asynccontextmanager
     async def _holding_lease(self, lock_timeout: float | None) -> AsyncIterator[Lease]:
-        """Hold the lease for an administrative call; released on every path."""
-        _check_lock_timeout(lock_timeout)
+        """Hold the lease for an administrative call; released on every path.
+
+        Callers check ``lock_timeout`` before their guarded call, so that a bad value
+        leaves as the ValueError it is.
+        """
         async with self._connected():
             lease = self._lease()
             await lease.acquire(lock_timeout)
