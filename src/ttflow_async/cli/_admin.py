@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -13,14 +15,13 @@ from rich.text import Text
 
 from .. import Client
 from ._commands import examples
-from ._render import print_json, print_run_summary
+from ._render import print_json
 from ._session import (
     DASHBOARD_TOKEN_ENV_VAR,
     EXIT_FAILED,
     JsonOption,
     LockTimeoutOption,
     UsageError,
-    exit_for_results,
     parse_or_fail,
     session_of,
 )
@@ -28,6 +29,80 @@ from ._session import (
 CallbackIdArgument = Annotated[
     str, typer.Argument(metavar="ID", help="The callback's id, as the run handed it out.")
 ]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A ``callback`` subcommand that answers a callback with a value, then runs."""
+
+    name: str
+    help: str
+    examples: tuple[str, ...]
+    value: Any
+    """The ``typer.Argument`` of the value (a default, so one function serves all)."""
+    json_metavar: str | None
+    """The value is parsed as JSON and called this in errors; ``None``: plain text."""
+    send: Callable[[Client, str, Any], Awaitable[None]]
+
+
+_ANSWERS = (
+    _Answer(
+        "complete",
+        "Complete a callback with a JSON result, then run so the waiting run goes on.",
+        ("callback complete ID", """callback complete ID '{"at": 9}'"""),
+        typer.Argument(None, metavar="RESULT_JSON", help="The result as one JSON value."),
+        "RESULT_JSON",
+        lambda client, callback_id, result: client.complete_callback(callback_id, result),
+    ),
+    _Answer(
+        "fail",
+        "Fail a callback, then run: the waiting run's result() raises CallbackFailed.",
+        ("callback fail ID 'carrier lost it'",),
+        typer.Argument(..., metavar="error", help="Why it failed (the run sees this text)."),
+        None,
+        lambda client, callback_id, error: client.fail_callback(callback_id, error),
+    ),
+)
+
+
+def _answer(
+    ctx: typer.Context,
+    callback_id: str,
+    send: Callable[[Client], Awaitable[None]],
+    *,
+    lock_timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Send a callback's answer durably, run, and print the runs."""
+    session = session_of(ctx)
+
+    async def work(client: Client) -> list[Any]:
+        await send(client)
+        return await client.run(lock_timeout=lock_timeout)
+
+    results = session.call(work, as_json=as_json, what="the callback's answer", stored=True)
+    session.show_results(results, as_json=as_json, callback_id=callback_id)
+
+
+def _add_answer(callback_app: typer.Typer, prog: str, answer: _Answer) -> None:
+    @callback_app.command(answer.name, help=answer.help, epilog=examples(prog, *answer.examples))
+    def answer_command(
+        ctx: typer.Context,
+        callback_id: CallbackIdArgument,
+        value: str | None = answer.value,
+        lock_timeout: LockTimeoutOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        given: Any = value
+        if answer.json_metavar is not None:
+            given = parse_or_fail(session_of(ctx), value, answer.json_metavar, as_json=as_json)
+        _answer(
+            ctx,
+            callback_id,
+            lambda client: answer.send(client, callback_id, given),
+            lock_timeout=lock_timeout,
+            as_json=as_json,
+        )
 
 
 def register_admin_commands(app: typer.Typer, prog: str) -> None:
@@ -49,14 +124,16 @@ def register_admin_commands(app: typer.Typer, prog: str) -> None:
         """End a suspended or blocked run with status cancelled (exit 2 if it is not one)."""
         session = session_of(ctx)
 
-        async def work(client: Client) -> None:
-            await client.cancel(run_id, reason, lock_timeout=lock_timeout)
-
-        session.call(work, as_json=as_json, what="the cancellation")
-        if as_json:
-            print_json(session.out, {"cancelled": run_id})
-        else:
-            session.out.print(f"Cancelled run {escape(run_id)}.")
+        session.call(
+            lambda client: client.cancel(run_id, reason, lock_timeout=lock_timeout),
+            as_json=as_json,
+            what="the cancellation",
+        )
+        session.done(
+            as_json=as_json,
+            document={"cancelled": run_id},
+            message=f"Cancelled run {escape(run_id)}.",
+        )
 
     callback_app = typer.Typer(
         help="Answer a callback a run waits for (complete, fail or heartbeat).",
@@ -64,66 +141,8 @@ def register_admin_commands(app: typer.Typer, prog: str) -> None:
     )
     app.add_typer(callback_app, name="callback")
 
-    def answer(
-        ctx: typer.Context,
-        callback_id: str,
-        send: Any,
-        *,
-        lock_timeout: float | None,
-        as_json: bool,
-    ) -> None:
-        session = session_of(ctx)
-
-        async def work(client: Client) -> list[Any]:
-            await send(client)
-            return await client.run(lock_timeout=lock_timeout)
-
-        results = session.call(work, as_json=as_json, what="the callback's answer", stored=True)
-        if as_json:
-            print_json(session.out, {"callback_id": callback_id, "results": results})
-        else:
-            print_run_summary(session.out, results)
-        exit_for_results(results)
-
-    @callback_app.command(
-        "complete",
-        epilog=examples(prog, "callback complete ID", """callback complete ID '{"at": 9}'"""),
-    )
-    def callback_complete_command(
-        ctx: typer.Context,
-        callback_id: CallbackIdArgument,
-        result_json: Annotated[
-            str | None, typer.Argument(metavar="RESULT_JSON", help="The result as one JSON value.")
-        ] = None,
-        lock_timeout: LockTimeoutOption = None,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Complete a callback with a JSON result, then run so the waiting run goes on."""
-        result = parse_or_fail(session_of(ctx), result_json, "RESULT_JSON", as_json=as_json)
-        answer(
-            ctx,
-            callback_id,
-            lambda client: client.complete_callback(callback_id, result),
-            lock_timeout=lock_timeout,
-            as_json=as_json,
-        )
-
-    @callback_app.command("fail", epilog=examples(prog, "callback fail ID 'carrier lost it'"))
-    def callback_fail_command(
-        ctx: typer.Context,
-        callback_id: CallbackIdArgument,
-        error: Annotated[str, typer.Argument(help="Why it failed (the run sees this text).")],
-        lock_timeout: LockTimeoutOption = None,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Fail a callback, then run: the waiting run's result() raises CallbackFailed."""
-        answer(
-            ctx,
-            callback_id,
-            lambda client: client.fail_callback(callback_id, error),
-            lock_timeout=lock_timeout,
-            as_json=as_json,
-        )
+    for answer in _ANSWERS:
+        _add_answer(callback_app, prog, answer)
 
     @callback_app.command("heartbeat", epilog=examples(prog, "callback heartbeat ID"))
     def callback_heartbeat_command(
@@ -133,7 +152,7 @@ def register_admin_commands(app: typer.Typer, prog: str) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Record that the callback's work is still alive (restarts its heartbeat timeout)."""
-        answer(
+        _answer(
             ctx,
             callback_id,
             lambda client: client.heartbeat_callback(callback_id),

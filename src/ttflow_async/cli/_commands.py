@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 from .. import Client, RunInfo
-from ._render import (
-    print_event_log,
-    print_history,
-    print_json,
-    print_run_summary,
-    print_status,
-    with_progress,
-)
+from ._progress import with_progress
+from ._render import print_event_log, print_history, print_json, print_status
 from ._session import (
     EXIT_FAILED,
     EXIT_USAGE,
     JsonOption,
     LockTimeoutOption,
     UsageError,
-    exit_for_results,
     parse_or_fail,
     session_of,
 )
@@ -52,8 +48,47 @@ def examples(prog: str, *commands: str) -> str:
     return f"Examples:\n\n{lines}"
 
 
-def _tail(items: list[Any], limit: int) -> list[Any]:
-    return items[-limit:] if limit else items
+@dataclass(frozen=True)
+class _Listing:
+    """A command that shows the tail of one of the store's logs, oldest first."""
+
+    name: str
+    help: str
+    examples: tuple[str, ...]
+    read: Callable[[Client], Awaitable[Sequence[Any]]]
+    show: Callable[[Console, Sequence[Any]], None]
+
+
+_LISTINGS = (
+    _Listing(
+        "history",
+        "Show finished runs, oldest first (the store keeps the most recent 1000).",
+        ("history", "history -n 0 --json"),
+        lambda client: client.run_history(),
+        print_history,
+    ),
+    _Listing(
+        "events",
+        "Show delivered events, oldest first (the store keeps the most recent 1000).",
+        ("events", "events -n 5 --json"),
+        lambda client: client.event_log(),
+        print_event_log,
+    ),
+)
+
+
+def _add_listing(app: typer.Typer, prog: str, listing: _Listing) -> None:
+    @app.command(listing.name, help=listing.help, epilog=examples(prog, *listing.examples))
+    def listing_command(
+        ctx: typer.Context, limit: LimitOption = 20, as_json: JsonOption = False
+    ) -> None:
+        session = session_of(ctx)
+        entries = list(session.call(listing.read, as_json=as_json))
+        entries = entries[-limit:] if limit else entries
+        if as_json:
+            print_json(session.out, {listing.name: entries})
+        else:
+            listing.show(session.out, entries)
 
 
 def register_commands(app: typer.Typer, prog: str) -> None:
@@ -102,12 +137,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
                 ),
             )
 
-        results = session.call(work, as_json=as_json)
-        if as_json:
-            print_json(session.out, {"results": results})
-        else:
-            print_run_summary(session.out, results)
-        exit_for_results(results)
+        session.show_results(session.call(work, as_json=as_json), as_json=as_json)
 
     @app.command(
         "event",
@@ -144,11 +174,7 @@ def register_commands(app: typer.Typer, prog: str) -> None:
             )
 
         results = session.call(work, as_json=as_json, what="the event", stored=True)
-        if as_json:
-            print_json(session.out, {"results": results})
-        else:
-            print_run_summary(session.out, results)
-        exit_for_results(results)
+        session.show_results(results, as_json=as_json)
 
     @app.command("status", epilog=examples(prog, "status", "status --json"))
     def status_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -191,37 +217,8 @@ def register_commands(app: typer.Typer, prog: str) -> None:
         if any(run.waiting_for.get("kind") == "blocked" for run in paused):
             raise typer.Exit(EXIT_FAILED)
 
-    @app.command("history", epilog=examples(prog, "history", "history -n 0 --json"))
-    def history_command(
-        ctx: typer.Context, limit: LimitOption = 20, as_json: JsonOption = False
-    ) -> None:
-        """Show finished runs, oldest first (the store keeps the most recent 1000)."""
-        session = session_of(ctx)
-
-        async def work(client: Client) -> list[Any]:
-            return list(await client.run_history())
-
-        entries = _tail(session.call(work, as_json=as_json), limit)
-        if as_json:
-            print_json(session.out, {"history": entries})
-        else:
-            print_history(session.out, entries)
-
-    @app.command("events", epilog=examples(prog, "events", "events -n 5 --json"))
-    def events_command(
-        ctx: typer.Context, limit: LimitOption = 20, as_json: JsonOption = False
-    ) -> None:
-        """Show delivered events, oldest first (the store keeps the most recent 1000)."""
-        session = session_of(ctx)
-
-        async def work(client: Client) -> list[Any]:
-            return list(await client.event_log())
-
-        entries = _tail(session.call(work, as_json=as_json), limit)
-        if as_json:
-            print_json(session.out, {"events": entries})
-        else:
-            print_event_log(session.out, entries)
+    for listing in _LISTINGS:
+        _add_listing(app, prog, listing)
 
     @app.command("logs", epilog=examples(prog, "logs RUN_ID", "logs RUN_ID --json"))
     def logs_command(
@@ -321,14 +318,15 @@ def register_commands(app: typer.Typer, prog: str) -> None:
         session = session_of(ctx)
         value = parse_or_fail(session, value_json, "VALUE_JSON", as_json=as_json)
 
-        async def work(client: Client) -> None:
-            await client.set_state(name, value, lock_timeout=lock_timeout)
-
-        session.call(work, as_json=as_json)
-        if as_json:
-            print_json(session.out, {"name": name, "value": value})
-        else:
-            session.out.print(f"Set {escape(name)!r}.")
+        session.call(
+            lambda client: client.set_state(name, value, lock_timeout=lock_timeout),
+            as_json=as_json,
+        )
+        session.done(
+            as_json=as_json,
+            document={"name": name, "value": value},
+            message=f"Set {escape(name)!r}.",
+        )
 
     @state_app.command("clear", epilog=examples(prog, "state clear --yes"))
     def state_clear_command(
@@ -349,25 +347,13 @@ def register_commands(app: typer.Typer, prog: str) -> None:
                 session.err.print("Nothing was deleted.", markup=False)
                 raise typer.Exit(EXIT_USAGE)
 
-        async def work(client: Client) -> None:
-            await client.clear_state(lock_timeout=lock_timeout)
-
-        session.call(work, as_json=as_json)
-        if as_json:
-            print_json(session.out, {"cleared": True})
-        else:
-            session.out.print("The store is empty.")
+        session.call(lambda client: client.clear_state(lock_timeout=lock_timeout), as_json=as_json)
+        session.done(as_json=as_json, document={"cleared": True}, message="The store is empty.")
 
     @app.command("init", epilog=examples(prog, "init"))
     def init_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """Create the S3 bucket or DynamoDB table if it is missing (idempotent)."""
         session = session_of(ctx)
 
-        async def work(client: Client) -> None:
-            await client.ensure_store()
-
-        session.call(work, as_json=as_json)
-        if as_json:
-            print_json(session.out, {"ready": True})
-        else:
-            session.out.print("The store is ready.")
+        session.call(lambda client: client.ensure_store(), as_json=as_json)
+        session.done(as_json=as_json, document={"ready": True}, message="The store is ready.")

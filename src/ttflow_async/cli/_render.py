@@ -1,28 +1,24 @@
 """How the command line shows things: run summaries, status, history, progress.
 
 Human output goes through rich (colour only on a terminal, and never when ``NO_COLOR``
-is set); ``--json`` output is one JSON document on stdout. Records are read through
-small protocols so that this module depends on their attributes only.
+is set); ``--json`` output is one JSON document on stdout. What is shown are the public
+records (``WorkflowRunResult``, ``PausedRun``, ``RunHistoryEntry``, ``EventLogEntry``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-import anyio
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-_T = TypeVar("_T")
+from .. import EventLogEntry, PausedRun, RunHistoryEntry, WorkflowRunResult
 
 STATUS_STYLES = {
     "succeeded": "green",
@@ -31,67 +27,6 @@ STATUS_STYLES = {
     "blocked": "bold magenta",
     "cancelled": "dim",
 }
-
-#: Past this many seconds a running ``run()`` shows a live progress line on a terminal.
-PROGRESS_DELAY_SECONDS = 0.5
-
-
-class RunResultLike(Protocol):
-    """The attributes of a ``WorkflowRunResult`` that the summary shows."""
-
-    @property
-    def workflow_name(self) -> str: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def error_message(self) -> str | None: ...
-    @property
-    def logs(self) -> Sequence[str]: ...
-    @property
-    def triggered_by(self) -> str | None: ...
-
-
-class PausedRunLike(Protocol):
-    """The attributes of a suspended run that ``status`` shows."""
-
-    @property
-    def workflow_name(self) -> str: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def since(self) -> datetime: ...
-    @property
-    def waiting_for(self) -> Mapping[str, Any]: ...
-
-
-class HistoryEntryLike(Protocol):
-    """The attributes of a run-history entry that ``history`` shows."""
-
-    @property
-    def workflow_name(self) -> str: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def timestamp(self) -> datetime: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def result(self) -> Any: ...
-    @property
-    def error_message(self) -> str | None: ...
-
-
-class EventLogEntryLike(Protocol):
-    """The attributes of an event-log entry that ``events`` shows."""
-
-    @property
-    def event_name(self) -> str: ...
-    @property
-    def args(self) -> Any: ...
-    @property
-    def timestamp(self) -> datetime: ...
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -199,7 +134,7 @@ def _print_table(console: Console, table: Table) -> None:
         console.print(line.rstrip(), markup=False, highlight=False)
 
 
-def print_run_summary(console: Console, results: Sequence[RunResultLike]) -> None:
+def print_run_summary(console: Console, results: Sequence[WorkflowRunResult]) -> None:
     """Print each run of a ``run()``: workflow, run id, status, error and log lines."""
     if not results:
         console.print("No workflow ran: nothing was triggered and no suspended run was due.")
@@ -235,7 +170,7 @@ WIDE_STATUS = 140
 
 def print_status(
     console: Console,
-    paused: Sequence[PausedRunLike],
+    paused: Sequence[PausedRun],
     *,
     locked: bool,
     next_wakeup: datetime | None,
@@ -296,7 +231,7 @@ def print_status(
 OUTCOME_MAX_CHARS = 200
 
 
-def describe_outcome(entry: HistoryEntryLike) -> Text:
+def describe_outcome(entry: RunHistoryEntry) -> Text:
     """A finished run's result (compact JSON) or its error message, cut to one screenful."""
     if entry.error_message:
         text, style = entry.error_message, "red"
@@ -311,7 +246,7 @@ def describe_outcome(entry: HistoryEntryLike) -> Text:
     return Text(text, style=style)
 
 
-def print_history(console: Console, entries: Sequence[HistoryEntryLike]) -> None:
+def print_history(console: Console, entries: Sequence[RunHistoryEntry]) -> None:
     """Print finished runs, oldest first, each with its result or error message."""
     if not entries:
         console.print("No finished runs yet.")
@@ -331,7 +266,7 @@ def print_history(console: Console, entries: Sequence[HistoryEntryLike]) -> None
     _print_table(console, table)
 
 
-def print_event_log(console: Console, entries: Sequence[EventLogEntryLike]) -> None:
+def print_event_log(console: Console, entries: Sequence[EventLogEntry]) -> None:
     """Print delivered events, oldest first."""
     if not entries:
         console.print("No events delivered yet.")
@@ -346,89 +281,3 @@ def print_event_log(console: Console, entries: Sequence[EventLogEntryLike]) -> N
             Text(json.dumps(to_jsonable(entry.args), ensure_ascii=False)),
         )
     _print_table(console, table)
-
-
-class _LogCounter(logging.Handler):
-    """Counts the workflow log lines emitted while a ``run()`` is in flight."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.count = 0
-        self.last = ""
-        self.run_ids: set[str] = set()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-        self.last = record.getMessage()
-        run_id = getattr(record, "run_id", None)
-        if isinstance(run_id, str):
-            self.run_ids.add(run_id)
-
-
-@asynccontextmanager
-async def _workflow_log_counter() -> AsyncIterator[_LogCounter]:
-    logger = logging.getLogger("ttflow_async.workflow")
-    handler = _LogCounter()
-    previous_level = logger.level
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-
-
-ProgressCallback = Callable[[int, int], None]
-
-
-async def with_progress(
-    console: Console, work: Callable[[ProgressCallback | None], Awaitable[_T]]
-) -> _T:
-    """Await ``work(on_progress)``; on a terminal, show a live line once it takes a while.
-
-    The line shows the elapsed time, the runs finished out of those scheduled so far in
-    the pass (from the engine's ``on_progress`` callback) and the latest workflow log
-    line. It disappears when the work is done, so the summary that follows stands alone.
-    """
-    if not console.is_terminal:
-        return await work(None)
-    outcome: list[_T] = []
-    errors: list[Exception] = []
-    counts = [0, 0]
-
-    def on_progress(finished: int, scheduled: int) -> None:
-        counts[:] = [finished, scheduled]
-
-    async with _workflow_log_counter() as counter, anyio.create_task_group() as group:
-
-        async def show() -> None:
-            await anyio.sleep(PROGRESS_DELAY_SECONDS)
-            started = time.monotonic()
-            with console.status("running workflows…") as status:
-                while True:
-                    elapsed = time.monotonic() - started + PROGRESS_DELAY_SECONDS
-                    message = f"running workflows… {elapsed:.0f}s"
-                    finished, scheduled = counts
-                    if scheduled:
-                        message += f", runs finished {finished}/{scheduled}"
-                    if counter.count:
-                        message += f", {counter.count} log lines, last: {counter.last[:60]}"
-                    status.update(Text(message))
-                    await anyio.sleep(0.2)
-
-        async def do_work() -> None:
-            # Kept out of the task group so the caller sees the error itself, not a group.
-            try:
-                outcome.append(await work(on_progress))
-            except Exception as exc:
-                errors.append(exc)
-            finally:
-                group.cancel_scope.cancel()
-
-        group.start_soon(show)
-        group.start_soon(do_work)
-    if errors:
-        raise errors[0]
-    return outcome[0]

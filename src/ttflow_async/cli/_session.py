@@ -28,10 +28,12 @@ from .. import (
     UnknownCallbackError,
     UnknownRunError,
     UnknownTriggerError,
+    WorkflowRunResult,
     setup,
 )
 from .._entry import locked_sentence
-from ._render import make_console, print_json
+from ._render import make_console, print_json, print_run_summary
+from ._tasks import beside
 
 EXIT_OK = 0
 """Every command and every run went well."""
@@ -224,21 +226,16 @@ class Session:
         client = self.get_client()
         received: list[int] = []
 
-        async def entered() -> _T | None:
-            result: list[_T] = []
-            error: list[Exception] = []
-            async with anyio.create_task_group() as group:
-                if threading.current_thread() is threading.main_thread():
-                    group.start_soon(_cancel_on_signal, group.cancel_scope, received)
-                try:
-                    async with client:
-                        result.append(await work(client))
-                except Exception as exc:  # re-raised below, outside the task group
-                    error.append(exc)
-                group.cancel_scope.cancel()
-            if error:
-                raise error[0]
-            return result[0] if result else None
+        async def enter_and_work() -> _T:
+            async with client:
+                return await work(client)
+
+        async def entered() -> list[_T]:
+            on_main = threading.current_thread() is threading.main_thread()
+            return await beside(
+                enter_and_work,
+                (lambda scope: _cancel_on_signal(scope, received)) if on_main else None,
+            )
 
         try:
             outcome = anyio.run(entered)
@@ -252,7 +249,27 @@ class Session:
                 markup=False,
             )
             raise typer.Exit(128 + received[0])
-        return outcome  # type: ignore[return-value]
+        return outcome[0]
+
+    def done(self, *, as_json: bool, document: dict[str, Any], message: str) -> None:
+        """Say that a command did its work: ``document`` under ``--json``, else ``message``
+        (rich markup, user text escaped)."""
+        if as_json:
+            print_json(self.out, document)
+        else:
+            self.out.print(message)
+
+    def show_results(
+        self, results: Sequence[WorkflowRunResult], *, as_json: bool, **extra: str
+    ) -> None:
+        """Print the runs of a ``run()`` (``{**extra, "results": [...]}`` under ``--json``);
+        exit 1 when some run failed or is blocked."""
+        if as_json:
+            print_json(self.out, {**extra, "results": results})
+        else:
+            print_run_summary(self.out, results)
+        if any(result.status in ("failed", "blocked") for result in results):
+            raise typer.Exit(EXIT_FAILED)
 
     def fail(
         self,
@@ -332,11 +349,6 @@ def parse_or_fail(session: Session, text: str | None, what: str, *, as_json: boo
         return parse_json_argument(text, what)
     except UsageError as exc:
         session.fail(exc, as_json=as_json)
-
-
-def exit_for_results(results: Sequence[Any]) -> None:
-    if any(result.status in ("failed", "blocked") for result in results):
-        raise typer.Exit(EXIT_FAILED)
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead.")]
