@@ -7,9 +7,12 @@ may not come from outside and the shortening of echoed names live here.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ._triggers import EVERY_EVENT, STATE_CHANGED_PREFIX, WORKFLOWS_CHANGED_EVENT
 
-__all__ = ["external_name_problem", "locked_sentence", "short"]
+__all__ = ["external_name_problem", "locked_sentence", "short", "strict_json_loads"]
 
 MAX_ECHO = 60
 MAX_NAME = 256
@@ -60,3 +63,19 @@ def locked_sentence(*, queued: bool, what: str, otherwise: str) -> str:
             "and fires exactly once in a later pass."
         )
     return f"Another runner holds the lock and nothing was queued; {otherwise}."
+
+
+def strict_json_loads(text: str) -> Any:
+    """Parse JSON from outside strictly: no ``NaN`` or infinities, no unbounded nesting.
+
+    Raises:
+        ValueError: the text is not strict JSON; the message says why.
+    """
+
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not allowed in strict JSON")
+
+    try:
+        return json.loads(text, parse_constant=reject_constant)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 import signal
 import sys
@@ -31,7 +30,7 @@ from .. import (
     WorkflowRunResult,
     setup,
 )
-from .._entry import locked_sentence
+from .._entry import locked_sentence, strict_json_loads
 from ._render import make_console, print_json, print_run_summary
 from ._tasks import beside
 
@@ -59,19 +58,16 @@ class UsageError(Exception):
 
 
 def parse_json_argument(text: str | None, what: str) -> Any:
-    """Parse a JSON argument strictly (no NaN or infinities); ``None`` stays ``None``.
+    """Parse a JSON argument strictly (no NaN, infinities or runaway nesting); ``None``
+    stays ``None``.
 
     Raises:
         UsageError: the text is not strict JSON; the message shows how to quote it.
     """
     if text is None:
         return None
-
-    def reject_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not allowed in strict JSON")
-
     try:
-        return json.loads(text, parse_constant=reject_constant)
+        return strict_json_loads(text)
     except ValueError as exc:
         raise UsageError(
             f"{what} is not valid JSON: {exc}. Give one JSON value and quote it for the "
