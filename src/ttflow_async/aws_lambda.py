@@ -24,10 +24,7 @@ the bodies, the responses and their size caps.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -40,11 +37,9 @@ from . import (
     UnknownCallbackError,
     UnknownTriggerError,
 )
-from ._entry import external_name_problem, locked_sentence, short
+from ._entry import locked_sentence, short
 from ._lambda_events import (
     ALB_RESPONSE_LIMIT,
-    BODY_KEYS,
-    CALLBACK_KEYS,
     CLAIMED,
     LAMBDA_RESPONSE_LIMIT,
     REASONS,
@@ -52,6 +47,7 @@ from ._lambda_events import (
     dumps,
     event_kind,
 )
+from ._lambda_requests import BadRequest, http_body, http_method_and_path, parse_request, sqs_event
 
 __all__ = [
     "ALB_RESPONSE_LIMIT",
@@ -69,10 +65,6 @@ class UnsupportedEventError(TtflowError):
     """Raised by the handler for an event it does not take (authorizers, S3, SNS, ...)."""
 
 
-class BadRequest(Exception):
-    """A request the handler cannot act on; its message is the reason given back."""
-
-
 def lambda_handler(
     client: Client, *, lock_timeout: float | None = None, path: str | None = None
 ) -> LambdaHandler:
@@ -85,16 +77,6 @@ def lambda_handler(
         path: the only HTTP path that is served (others get 404); ``None`` serves any.
     """
     return LambdaHandler(client, lock_timeout=lock_timeout, path=path)
-
-
-def _json_loads(text: str) -> Any:
-    def reject_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not allowed in strict JSON")
-
-    try:
-        return json.loads(text, parse_constant=reject_constant)
-    except RecursionError:
-        raise ValueError("it is nested too deeply") from None
 
 
 def _refuse(kind: str, event: Mapping[str, Any] | Any) -> UnsupportedEventError:
@@ -118,103 +100,6 @@ def _refuse(kind: str, event: Mapping[str, Any] | Any) -> UnsupportedEventError:
         )
     logger.error("refused event of kind %s: %s", kind, message)
     return UnsupportedEventError(message)
-
-
-def _http_method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
-    context = event.get("requestContext")
-    http = context.get("http") if isinstance(context, Mapping) else None
-    if isinstance(http, Mapping):
-        return str(http.get("method", "")).upper(), str(event.get("rawPath") or http.get("path"))
-    return str(event.get("httpMethod", "")).upper(), str(event.get("path", ""))
-
-
-def _http_body(event: Mapping[str, Any]) -> Any:
-    """The decoded JSON body of an HTTP event; ``None`` when there is none."""
-    body = event.get("body")
-    if body is None or body == "":
-        return None
-    if not isinstance(body, str):
-        raise BadRequest("The request body must be a string.")
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest("The request body is marked base64 but is not valid base64.") from None
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("The request body is not UTF-8 text.") from None
-    if not body.strip():
-        return None
-    try:
-        return _json_loads(body)
-    except ValueError as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
-
-
-def parse_request(payload: Any) -> tuple[str, str | None, Any, str | None]:
-    """Validate a request payload; return ``(kind, name, args, key)``.
-
-    ``kind`` is ``"resume"`` (no name), ``"trigger"`` or ``"event"``.
-
-    Raises:
-        BadRequest: the payload is not one of the accepted shapes (the reason says why).
-    """
-    if payload is None:
-        return "resume", None, None, None
-    if not isinstance(payload, Mapping):
-        raise BadRequest(
-            'The body must be a JSON object like {"trigger_name": "hello", "args": {}}, '
-            f"not a JSON {type(payload).__name__}."
-        )
-    if "callback_id" in payload:
-        return _parse_callback(payload)
-    unknown = sorted(short(str(k), 30) for k in set(payload) - BODY_KEYS)
-    if unknown:
-        raise BadRequest(
-            f"Unknown keys {', '.join(unknown[:5])}; "
-            "the accepted keys are trigger_name, event, args and key."
-        )
-    has_trigger, has_event = "trigger_name" in payload, "event" in payload
-    if has_trigger and has_event:
-        raise BadRequest("Give either trigger_name or event, not both.")
-    if not has_trigger and not has_event:
-        if "args" in payload or "key" in payload:
-            raise BadRequest(
-                "Args or a key were given without a trigger_name or an event to receive them."
-            )
-        return "resume", None, None, None
-    key = "trigger_name" if has_trigger else "event"
-    name = payload[key]
-    problem = external_name_problem(name, key)
-    if problem is not None:
-        raise BadRequest(problem)
-    key_value = payload.get("key")
-    if key_value is not None:
-        problem = external_name_problem(key_value, "key")
-        if problem is not None and "reserved" not in problem:
-            raise BadRequest(problem)
-    return ("trigger" if has_trigger else "event"), name, payload.get("args"), key_value
-
-
-def _parse_callback(payload: Mapping[str, Any]) -> tuple[str, str | None, Any, str | None]:
-    """``{"callback_id": ..., "result": ...}`` or ``{"callback_id": ..., "error": "..."}``."""
-    unknown = sorted(short(str(k), 30) for k in set(payload) - CALLBACK_KEYS)
-    if unknown:
-        raise BadRequest(
-            f"Unknown keys {', '.join(unknown[:5])} beside callback_id; "
-            "a callback takes callback_id with result or error."
-        )
-    callback_id = payload["callback_id"]
-    if not isinstance(callback_id, str) or not callback_id or len(callback_id) > 256:
-        raise BadRequest("callback_id must be a non-empty string of at most 256 characters.")
-    if "result" in payload and "error" in payload:
-        raise BadRequest("Give either result or error with a callback_id, not both.")
-    if "error" in payload:
-        if not isinstance(payload["error"], str):
-            raise BadRequest("A callback's error must be a string.")
-        return "callback_fail", callback_id, payload["error"], None
-    return "callback_complete", callback_id, payload.get("result"), None
 
 
 class LambdaHandler:
@@ -281,7 +166,7 @@ class LambdaHandler:
         return {"statusCode": status, **capped(body, LAMBDA_RESPONSE_LIMIT)}
 
     async def _handle_http(self, event: Mapping[str, Any], *, alb: bool) -> dict[str, Any]:
-        method, path = _http_method_and_path(event)
+        method, path = http_method_and_path(event)
         extra: dict[str, str] = {}
         if method != "POST":
             status, body = (
@@ -302,7 +187,7 @@ class LambdaHandler:
             )
         else:
             try:
-                payload = _http_body(event)
+                payload = http_body(event)
             except BadRequest as exc:
                 status, body = 400, {"status": "invalid", "error": str(exc)}
             else:
@@ -326,8 +211,7 @@ class LambdaHandler:
         try:
             kind, name, args, key = parse_request(payload)
         except BadRequest as exc:
-            self._log_invalid(source, str(exc))
-            return 400, {"status": "invalid", "error": str(exc)}
+            return self._invalid(source, str(exc))
         what = {"event": "the event", "trigger": "the trigger"}.get(kind, "the callback's answer")
         try:
             client = await self._entered_client()
@@ -354,26 +238,27 @@ class LambdaHandler:
                 ),
             }
         except UnknownCallbackError:
-            error = f"No open callback has the id {short(str(name))}; it may be finished."
-            self._log_invalid(source, error)
-            return 400, {"status": "invalid", "error": error}
+            return self._invalid(
+                source, f"No open callback has the id {short(str(name))}; it may be finished."
+            )
         except UnknownTriggerError:
-            error = f"No workflow listens to the trigger {short(str(name))}; check the name."
-            self._log_invalid(source, error)
-            return 400, {"status": "invalid", "error": error}
+            return self._invalid(
+                source, f"No workflow listens to the trigger {short(str(name))}; check the name."
+            )
         except InvalidStateError as exc:
-            self._log_invalid(source, str(exc))
-            return 400, {"status": "invalid", "error": str(exc)[:1000]}
+            return self._invalid(source, str(exc)[:1000])
         except TtflowError as exc:
             logger.exception("the run failed in the store")
             return 500, {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
         return 200, {"status": "done", "results": [r.model_dump(mode="json") for r in results]}
 
     @staticmethod
-    def _log_invalid(source: str, reason: str) -> None:
+    def _invalid(source: str, reason: str) -> tuple[int, dict[str, Any]]:
+        """The 400 answer to a request that cannot be acted on, logged."""
         # An HTTP caller reads the 400; other sources discard it, so say it louder.
         level = logging.WARNING if source == "http" else logging.ERROR
         logger.log(level, "refused a %s request: %s", source, reason[:300])
+        return 400, {"status": "invalid", "error": reason}
 
     async def _handle_sqs(self, records: list[Mapping[str, Any]]) -> dict[str, Any]:
         failures: list[dict[str, str]] = []
@@ -394,7 +279,7 @@ class LambdaHandler:
                 failures.append({"itemIdentifier": message_id})
                 continue
             try:
-                name, args = self._sqs_event(record)
+                name, args = sqs_event(record)
                 await client.send_event(name, args, key=f"sqs:{message_id}")
                 sent += 1
             except (BadRequest, InvalidStateError) as exc:
@@ -414,17 +299,3 @@ class LambdaHandler:
             except TtflowError:
                 logger.exception("the run after an SQS batch failed; the events stay queued")
         return {"batchItemFailures": failures}
-
-    @staticmethod
-    def _sqs_event(record: Mapping[str, Any]) -> tuple[str, Any]:
-        body = record.get("body")
-        if not isinstance(body, str):
-            raise BadRequest("the message body is missing")
-        try:
-            payload = _json_loads(body)
-        except ValueError as exc:
-            raise BadRequest(f"the message body is not valid JSON: {exc}") from None
-        kind, name, args, _key = parse_request(payload)
-        if kind != "event" or name is None:
-            raise BadRequest('an SQS message must be an event: {"event": "name", "args": ...}')
-        return name, args
