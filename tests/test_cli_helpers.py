@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from ttflow_async import Client, RunContext, StoreError, setup
-from ttflow_async.cli import run_cli
+from tests.test_cli_entry import call, make_client
+from ttflow_async import StoreError
 from ttflow_async.cli._tasks import beside
-
-
-def make_client(tmp_path: Path) -> Client:
-    client = setup(f"local:{tmp_path / 'state.json'}")
-
-    @client.workflow()
-    async def hello(c: RunContext, args: Any) -> None:
-        await c.log(f"hello {args}")
-
-    return client
-
-
-def call(client: Client, *argv: str) -> int:
-    with pytest.raises(SystemExit) as exited:
-        run_cli(client, list(argv))
-    code = exited.value.code
-    return code if isinstance(code, int) else 0
 
 
 def test_deeply_nested_json_argument_exits_2_and_runs_nothing(
