@@ -148,34 +148,50 @@ class Lease:
         back an earlier lease, which expires).
         """
         async with self._lock:
-            if self.lost:
-                raise LeaseLost(self.store.description)
-            new_root = self._stamp(root) if keep else {**root, "lease": None}
-            try:
-                self.version = await self.store.write_root(
-                    _json.dumps(new_root),
-                    self.version,
-                    durable=(not keep) if durable is None else durable,
-                )
-            except RootConflict:
-                self.lost = True
-                raise LeaseLost(self.store.description) from None
-            self.root = new_root
-            if not keep:
-                self.released = True
+            await self._write_locked(root, keep=keep, durable=durable)
+
+    async def _write_locked(
+        self, root: dict[str, Any], *, keep: bool, durable: bool | None = None
+    ) -> None:
+        if self.lost:
+            raise LeaseLost(self.store.description)
+        if self.released:
+            raise RuntimeError("the lease was released: a released lease writes no root")
+        new_root = self._stamp(root) if keep else {**root, "lease": None}
+        try:
+            self.version = await self.store.write_root(
+                _json.dumps(new_root),
+                self.version,
+                durable=(not keep) if durable is None else durable,
+            )
+        except RootConflict:
+            self.lost = True
+            raise LeaseLost(self.store.description) from None
+        self.root = new_root
+        if not keep:
+            self.released = True
 
     async def renew(self) -> None:
-        """Push the expiry forward."""
-        await self.write(self.root, keep=True)
+        """Push the expiry forward of the root as it is when the renewal's turn comes.
+
+        A renewal due while the commit is being written waits for it; it then renews
+        nothing, as the commit cleared the lease. (Renewing the root read before the
+        commit would bring back the old head, whose blobs the pass then deletes.)
+        """
+        async with self._lock:
+            if self.released:
+                return
+            await self._write_locked(self.root, keep=True)
 
     async def release(self) -> None:
         """Clear the lease without changing anything else (best effort, shielded)."""
-        if self.released or self.lost:
-            return
         with anyio.move_on_after(RELEASE_SECONDS, shield=True):
             for attempt in range(RELEASE_ATTEMPTS):
                 try:
-                    await self.write(self.root, keep=False, durable=False)
+                    async with self._lock:
+                        if self.released or self.lost:
+                            return
+                        await self._write_locked(self.root, keep=False, durable=False)
                     return
                 except LeaseLost:  # someone else holds it now
                     return

@@ -1,0 +1,83 @@
+"""The lease's root writes: a renewal racing the commit never brings back an old root.
+
+On DynamoDB Local a renewal, due while the commit's write was in flight, waited for it
+and then wrote the root it had read before the commit: the commit's new head was
+replaced by the old one, which the pass then deleted as garbage (``CorruptStateError``
+at the next read). Found by the SIGKILL test of ``tests/test_aws_runners.py`` on the
+real server; here it is reproduced on the memory store with a slow root write.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+
+from ttflow_async import setup
+from ttflow_async._lease import Lease
+from ttflow_async._stores._memory import MemoryStore
+from ttflow_async._view import StoreView
+
+
+class _SlowRootWrites(MemoryStore):
+    """A memory store whose root writes take 50 ms, as on a slower server."""
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        await anyio.sleep(0.05)
+        return await super().write_root(data, expected, durable=durable)
+
+
+async def _store() -> _SlowRootWrites:
+    """A store with a committed root, as the first pass leaves it."""
+    store = _SlowRootWrites()
+    async with setup(store) as client:
+        await client.run()
+    return store
+
+
+async def _stored_root(store: MemoryStore) -> dict[str, object]:
+    found = await store.read_root()
+    assert found is not None
+    root: dict[str, object] = json.loads(found[0])
+    return root
+
+
+async def test_a_renewal_during_the_commit_keeps_the_committed_root() -> None:
+    store = await _store()
+    lease = Lease(store, lease_seconds=60)
+    assert await lease.try_acquire(await StoreView.read(store))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: lease.write({**lease.root, "head": "hd-new"}, keep=False))
+        await anyio.sleep(0.01)  # the commit's write is in flight
+        tasks.start_soon(lease.renew)
+
+    root = await _stored_root(store)
+    assert root["head"] == "hd-new"
+    assert root["lease"] is None  # the commit cleared the lease; nothing took it again
+
+
+async def test_a_renewal_before_the_commit_is_kept_by_the_commit() -> None:
+    store = await _store()
+    lease = Lease(store, lease_seconds=60)
+    assert await lease.try_acquire(await StoreView.read(store))
+
+    await lease.renew()
+    await lease.write({**lease.root, "head": "hd-new"}, keep=False)
+    await lease.renew()  # after the commit: nothing to renew, nothing written
+
+    root = await _stored_root(store)
+    assert root["head"] == "hd-new"
+    assert root["lease"] is None
+
+
+async def test_a_release_after_the_commit_writes_nothing() -> None:
+    store = await _store()
+    lease = Lease(store, lease_seconds=60)
+    assert await lease.try_acquire(await StoreView.read(store))
+    await lease.write({**lease.root, "head": "hd-new"}, keep=False)
+    found = await store.read_root()
+    assert found is not None
+    await lease.release()
+    after = await store.read_root()
+    assert after == found
