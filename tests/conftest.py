@@ -2,7 +2,8 @@
 
 Tests taking ``store_kind`` run on every store, except in the engine-behaviour suites
 (``ENGINE_SUITES``): their tests run on memory and local, and only those marked
-``@pytest.mark.all_stores`` (a representative smoke subset) on S3 and DynamoDB too. The
+``@pytest.mark.all_stores`` (a representative smoke subset) on S3 and DynamoDB too, on
+moto and on the real servers (SeaweedFS, DynamoDB Local: ``tests/real_servers.py``). The
 store protocol, runner, fault and race suites run every test on every store.
 
 ``make_client()`` builds a new client over one store per test (the same memory store
@@ -25,6 +26,8 @@ pytest_plugins = ["tests.aws_server"]
 
 STORE_KINDS = ["memory", "local", "s3", "dynamodb"]
 LOCAL_KINDS = ["memory", "local"]
+#: The real servers the smoke subset of the engine suites runs on besides moto.
+REAL_SERVERS = ("s3-seaweedfs", "dynamodb-local")
 ENGINE_SUITES = frozenset(
     {"test_core_workflows", "test_core_waits", "test_core_lock", "test_core_admin"}
 )
@@ -36,20 +39,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``store_kind``: every store, or memory and local in the engine suites."""
     if "store_kind" not in metafunc.fixturenames:
         return
-    kinds = STORE_KINDS
+    kinds: list[Any] = list(STORE_KINDS)
     suite = metafunc.module.__name__.rpartition(".")[2]
-    if suite in ENGINE_SUITES and metafunc.definition.get_closest_marker("all_stores") is None:
-        kinds = LOCAL_KINDS
+    if suite in ENGINE_SUITES:
+        if metafunc.definition.get_closest_marker("all_stores") is None:
+            kinds = list(LOCAL_KINDS)
+        else:
+            marks = [pytest.mark.aws, pytest.mark.real_server]
+            kinds += [pytest.param(name, marks=marks) for name in REAL_SERVERS]
     metafunc.parametrize("store_kind", kinds, indirect=True)
 
 
 @pytest.fixture
-def store_kind(request: pytest.FixtureRequest) -> str:
-    """The kind of store a behavioural test runs against."""
-    kind: str = request.param
-    if kind in ("s3", "dynamodb"):
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The kind of store a behavioural test runs against (``s3-seaweedfs`` is ``s3``)."""
+    name: str = request.param
+    if name in REAL_SERVERS:
+        from tests.real_servers import use_target  # not at import: pytest rewrites it later
+
+        return use_target(name, request, monkeypatch).kind
+    if name in ("s3", "dynamodb"):
         request.applymarker(pytest.mark.aws)
-    return kind
+    return name
 
 
 @pytest.fixture
