@@ -97,6 +97,7 @@ class TraceExecution_(TypedDict):
     tb: str
     sc: list[list[Any]]
     op: NotRequired[list[str]]
+    p: NotRequired[str]
 
 
 class TraceEntry(TypedDict):
@@ -225,6 +226,7 @@ def trace_execution(
     triggered_by: str,
     changes: list[StateChange],
     operations: list[str] | None = None,
+    parent: str | None = None,
 ) -> TraceExecution_:
     """One execution of a trace."""
     execution: TraceExecution_ = {
@@ -236,6 +238,8 @@ def trace_execution(
     }
     if operations:
         execution["op"] = operations
+    if parent is not None:
+        execution["p"] = parent
     return execution
 
 
@@ -260,6 +264,7 @@ def to_trace_record(entry: TraceEntry) -> Trace:
                 triggered_by=x["tb"],
                 state_changes=[StateChange(name=n, old=o, new=v) for n, o, v in x["sc"]],
                 operations=list(x.get("op") or []),
+                parent_run_id=x.get("p"),
             )
             for x in entry["x"]
         ],

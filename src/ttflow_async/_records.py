@@ -144,6 +144,8 @@ class TraceExecution(_Record):
     operations: list[str] = []
     """The named operations (side effects, waits, sleeps, batches) this run reached in
     this pass, e.g. ``side effect 'charge'`` or ``sleep 'trial period'``."""
+    parent_run_id: str | None = None
+    """The run that started this one with ``c.invoke(...)``; ``None`` for a top-level run."""
 
 
 class Trace(_Record):

@@ -200,6 +200,7 @@ class Pass(PassWaves):
                     outcome.triggered_by,
                     run.state_changes,
                     outcome.operations,
+                    outcome.parent,
                 )
             )
         if executions or view.events.pending:
