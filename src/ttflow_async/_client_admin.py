@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _format, _json
 from ._client_core import ClientCore, _check_lock_timeout
@@ -11,9 +11,11 @@ from ._composition import child_key
 from ._concurrency import gather
 from ._context import check_state_name
 from ._errors import InvalidStateError, UnknownRunError
-from ._records import CheckResult
 from ._runner import _callback_ids
 from ._view import Rec, StoreView, commit_view
+
+if TYPE_CHECKING:
+    from ._records import CheckResult
 
 
 class AdminMixin(ClientCore):

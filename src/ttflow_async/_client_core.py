@@ -8,6 +8,7 @@ Garbage collection lives here too, because a pass starts it after its commit.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import math
 import time
@@ -69,6 +70,17 @@ def _seconds(value: float | timedelta, name: str) -> float:
     return check_positive(name, value)
 
 
+class ClientState(enum.Enum):
+    """Where a client is in its life (as httpx's clients do)."""
+
+    #: Not entered yet: every call opens the store's connection for its own length.
+    UNOPENED = "unopened"
+    #: Inside ``async with client``: calls share one connection.
+    OPENED = "opened"
+    #: ``aclose()`` closed it (or ``async with`` ended): calls open their own again.
+    CLOSED = "closed"
+
+
 class ClientCore:
     """What every part of :class:`Client` shares: the store, the options, the plumbing."""
 
@@ -103,16 +115,29 @@ class ClientCore:
             clock=self.clock,
         )
         self._registry = Registry()
-        self._entered = 0
+        self._state = ClientState.UNOPENED
+        self._depth = 0  # how deeply ``async with client`` is nested
+        self._in_use = 0  # calls running on the store's connection
         self._deferred: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._passes: list[Pass] = []  # this client's passes in progress
 
     # -- connections ---------------------------------------------------------------
 
+    @property
+    def state(self) -> ClientState:
+        """Whether ``async with`` opened this client, and whether ``aclose()`` closed it."""
+        return self._state
+
+    @property
+    def _entered_by_user(self) -> bool:
+        return self._state is ClientState.OPENED
+
     async def __aenter__(self) -> Self:
-        if self._entered == 0:
-            await self.store.open()
-        self._entered += 1
+        if self._state is not ClientState.OPENED:
+            if self._in_use == 0:
+                await self.store.open()
+            self._state = ClientState.OPENED
+        self._depth += 1
         return self
 
     async def __aexit__(
@@ -121,25 +146,44 @@ class ClientCore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        self._depth -= 1
+        if self._depth <= 0:
+            await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the store's connections opened by ``async with``."""
-        if self._entered == 0:
+        """Close the client: finish what its last ``run()`` left to clean up, then close
+        the store's connections, however deeply ``async with`` was nested.
+
+        Calls still running keep the connection until they end. A call made after
+        ``aclose()`` works as on a client never entered: it opens a connection for its
+        own length.
+        """
+        if self._state is not ClientState.OPENED:
             return
-        self._entered -= 1
-        if self._entered == 0:
-            deferred, self._deferred = self._deferred, []
-            try:
-                for cleanup in deferred:
-                    await cleanup()
-            finally:
-                await self.store.aclose()
+        self._state, self._depth = ClientState.CLOSED, 0
+        if self._in_use == 0:
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        try:
+            for cleanup in deferred:
+                await cleanup()
+        finally:
+            await self.store.aclose()
 
     @contextlib.asynccontextmanager
     async def _connected(self) -> AsyncIterator[None]:
-        async with self:
+        """Hold the store's connection for one call (opening it if the client is not)."""
+        if self._in_use == 0 and self._state is not ClientState.OPENED:
+            await self.store.open()
+        self._in_use += 1
+        try:
             yield
+        finally:
+            self._in_use -= 1
+            if self._in_use == 0 and self._state is not ClientState.OPENED:
+                await self._disconnect()
 
     # -- guarded store calls -------------------------------------------------------
 

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _format, _json
 from ._client_core import ClientCore
 from ._context import check_state_name
 from ._lease import lease_is_live
-from ._records import (
-    EventLogEntry,
-    LockInfo,
-    PausedRun,
-    RunHistoryEntry,
-    RunInfo,
-    Trace,
-    to_datetime,
-)
 from ._view import StoreView
+
+if TYPE_CHECKING:
+    from ._records import EventLogEntry, LockInfo, PausedRun, RunHistoryEntry, RunInfo, Trace
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -70,6 +64,7 @@ class InspectionMixin(ClientCore):
 
     async def paused_runs(self) -> list[PausedRun]:
         """Every suspended run and what it waits for, oldest first."""
+        from ._records import PausedRun, to_datetime
 
         async def read(view: StoreView) -> list[PausedRun]:
             runs = await view.all_suspended()
@@ -130,6 +125,7 @@ class InspectionMixin(ClientCore):
 
     async def get_run(self, run_id: str) -> RunInfo | None:
         """A suspended run, or one still in the run history; ``None`` otherwise."""
+        from ._records import RunInfo, to_datetime
 
         async def read(view: StoreView) -> RunInfo | None:
             rec = (await view.all_suspended()).get(run_id)
@@ -186,6 +182,8 @@ class InspectionMixin(ClientCore):
         if not lease_is_live(view.root, self.clock()):
             return None
         lease = view.root["lease"]
+        from ._records import LockInfo, to_datetime
+
         return LockInfo(owner=str(lease["owner"]), expires_at=to_datetime(lease["expires"]))
 
     async def next_wakeup(self) -> datetime | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 from ._client_core import ClientCore
 from ._context import RunContext
@@ -16,9 +16,11 @@ from ._definitions import (
     make_workflow,
     sideeffect_caller,
 )
-from ._records import TriggerInfo, WorkflowInfo
 from ._retry import RetryPolicy
 from ._triggers import Trigger, named_trigger
+
+if TYPE_CHECKING:
+    from ._records import WorkflowInfo
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,6 +122,8 @@ class RegistrationMixin(ClientCore):
     @property
     def workflows(self) -> list[WorkflowInfo]:
         """The registered workflows."""
+        from ._records import TriggerInfo, WorkflowInfo
+
         return [
             WorkflowInfo(
                 name=w.name,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -17,9 +17,11 @@ from ._errors import (
     UnknownTriggerError,
 )
 from ._lease import LeaseLost
-from ._records import WorkflowRunResult
 from ._runner import Pass
 from ._view import StoreView, read_view
+
+if TYPE_CHECKING:
+    from ._records import WorkflowRunResult
 
 T = TypeVar("T")
 
@@ -116,7 +118,7 @@ class RunningMixin(ClientCore):
         after_commit = [runner.clean_up]
         if runner.gc_due:
             after_commit.append(self._collect_quietly)
-        if self._entered > 1:
+        if self._entered_by_user:
             # Entered by the caller: run() returns right after its commit, and deleting
             # what the commit left behind overlaps the next call (or the exit).
             self._deferred.extend(after_commit)

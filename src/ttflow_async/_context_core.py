@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 
 from . import _batch
 from ._errors import InvalidStateError, NondeterminismError, TtflowError
 from ._journal import Frame, Suspend, current_frame, current_task_id
-from ._records import ContextData, StateChange
+
+if TYPE_CHECKING:
+    from ._records import ContextData, StateChange
 
 
 class RunHost(Protocol):
@@ -139,6 +141,8 @@ class ContextCore:
 
     def get_context_data(self) -> ContextData:
         """An object with ``run_id`` and ``workflow_name``."""
+        from ._records import ContextData
+
         return ContextData(run_id=self._run.run_id, workflow_name=self._run.workflow_name)
 
     def close(self) -> None:

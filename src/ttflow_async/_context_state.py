@@ -10,7 +10,6 @@ from typing import Any
 from . import _json
 from ._context_core import ContextCore
 from ._errors import InvalidStateError
-from ._records import StateChange
 
 logger = logging.getLogger("ttflow_async")
 
@@ -128,5 +127,7 @@ class StateMixin(ContextCore):
         if found and _same(old, new):
             return
         old_value = _json.copy_json(old) if found else None
+        from ._records import StateChange
+
         self._run.state_changes.append(StateChange(name=name, old=old_value, new=new))
         self._host.emit(f"state_changed_{name}", {"old": old_value, "new": _json.copy_json(new)})

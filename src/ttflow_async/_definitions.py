@@ -15,13 +15,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import typing_extensions
-from pydantic import TypeAdapter, ValidationError
 
 from ._errors import SideeffectUsageError, WorkflowDefinitionError, WorkflowDirectCallError
 from ._retry import RetryPolicy
 from ._triggers import Trigger
 
 if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
     from ._context import RunContext
 
 P = ParamSpec("P")
@@ -70,6 +71,8 @@ def _args_adapter(fn: Callable[..., Any], param: inspect.Parameter) -> TypeAdapt
         collections.abc.Mapping,
     ):
         return None
+    from pydantic import TypeAdapter
+
     try:
         return TypeAdapter(_portable_typeddict(annotation))
     except Exception as exc:
@@ -86,6 +89,8 @@ def _return_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
         return None
     if annotation in (Any, object, type(None), None):
         return None
+    from pydantic import TypeAdapter
+
     try:
         return TypeAdapter(_portable_typeddict(annotation))
     except Exception:
@@ -146,6 +151,8 @@ class WorkflowDef:
         """Validate and convert incoming args; raises ValueError naming the field."""
         if self.args_adapter is None:
             return args
+        from pydantic import ValidationError
+
         try:
             return self.args_adapter.validate_python(args)
         except ValidationError as exc:

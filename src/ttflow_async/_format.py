@@ -28,18 +28,13 @@ import itertools
 import os
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, NotRequired, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 from . import _json
 from ._errors import CorruptStateError
-from ._records import (
-    EventLogEntry,
-    RunHistoryEntry,
-    StateChange,
-    Trace,
-    TraceExecution,
-    to_datetime,
-)
+
+if TYPE_CHECKING:
+    from ._records import EventLogEntry, RunHistoryEntry, StateChange, Trace
 
 TRACEBACK_BYTES = 16_384
 """A kept traceback is cut to this many UTF-8 bytes, keeping the innermost frames."""
@@ -197,6 +192,8 @@ def history_entry(
 
 def to_history_record(entry: HistoryEntry) -> RunHistoryEntry:
     """The public record of a history entry."""
+    from ._records import RunHistoryEntry, to_datetime
+
     return RunHistoryEntry(
         workflow_name=entry["w"],
         run_id=entry["r"],
@@ -216,6 +213,8 @@ def event_entry(name: str, args: Any, now: float) -> EventEntry:
 
 def to_event_record(entry: EventEntry) -> EventLogEntry:
     """The public record of an event log entry."""
+    from ._records import EventLogEntry, to_datetime
+
     return EventLogEntry(event_name=entry["n"], args=entry["a"], timestamp=to_datetime(entry["t"]))
 
 
@@ -252,6 +251,8 @@ def trace_entry(
 
 def to_trace_record(entry: TraceEntry) -> Trace:
     """The public record of a stored trace."""
+    from ._records import StateChange, Trace, TraceExecution, to_datetime
+
     return Trace(
         trace_id=entry["id"],
         timestamp=to_datetime(entry["t"]),

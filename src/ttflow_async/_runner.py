@@ -23,14 +23,13 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from . import _format
 from ._errors import BlobNotFound, CorruptStateError, RootConflict, StoreError, TtflowError
 from ._lease import LeaseLost
-from ._records import WorkflowRunResult
 from ._runner_exec import format_traceback, operations_of
 from ._runner_host import (
     MARKER_PREFIX,
@@ -42,6 +41,9 @@ from ._runner_host import (
 )
 from ._runner_waves import WAKE_PREFIXES, PassWaves
 from ._view import StoreView, commit_view
+
+if TYPE_CHECKING:
+    from ._records import WorkflowRunResult
 
 __all__ = [
     "GC_INTERVAL_SECONDS",
@@ -234,6 +236,8 @@ class Pass(PassWaves):
             logger.warning("cleaning up after the commit of %s failed", self.store.description)
 
     def _results(self) -> list[WorkflowRunResult]:
+        from ._records import WorkflowRunResult
+
         return [
             WorkflowRunResult(
                 workflow_name=o.run.workflow_name,

@@ -9,7 +9,7 @@ workflow or a nondeterministic replay). An engine or store error under a run is 
 from __future__ import annotations
 
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -19,9 +19,11 @@ from ._context import RunContext, RunState, Suspend
 from ._definitions import WorkflowDef
 from ._errors import InvalidStateError, WorkflowTimeoutError
 from ._journal import describe
-from ._records import RunStatus
 from ._runner_host import PassAborted, PassHost
 from ._view import Rec
+
+if TYPE_CHECKING:
+    from ._records import RunStatus
 
 _OPERATION_KINDS = frozenset({"se", "er", "fe", "ba", "we", "iv", "cb", "cr"})
 

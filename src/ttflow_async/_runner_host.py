@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _json
 from ._composition import callback_due, child_key
@@ -21,9 +21,11 @@ from ._context import RunState
 from ._definitions import Registry
 from ._errors import BlobNotFound, WorkflowDefinitionError
 from ._lease import Clock, Lease
-from ._records import RunStatus
 from ._retry import qualified_name
 from ._view import Rec, StoreView
+
+if TYPE_CHECKING:
+    from ._records import RunStatus
 
 logger = logging.getLogger("ttflow_async")
 
