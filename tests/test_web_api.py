@@ -377,6 +377,76 @@ async def test_flow_combines_registrations_and_traces(
     ]
 
 
+def add_invoking_workflows(client: Client) -> None:
+    """``parent`` invokes ``quick`` (done in the same pass) and ``slow`` (paused once)."""
+
+    @client.workflow()
+    async def quick(c: RunContext) -> int:
+        return 1
+
+    @client.workflow()
+    async def slow(c: RunContext) -> str:
+        await c.pause_once()
+        return "done"
+
+    @client.workflow()
+    async def parent(c: RunContext) -> str:
+        await c.invoke(quick)
+        await c.invoke(quick)
+        return str(await c.invoke(slow))
+
+
+async def test_traces_and_flow_show_parent_to_child_invocations(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    add_invoking_workflows(client)
+    started = next(r for r in await client.run("parent") if r.workflow_name == "parent")
+    await client.run()
+
+    traces = await get_json(http, "/api/traces")
+    flow = await get_json(http, "/api/flow")
+
+    executions = [x for trace in traces for x in trace["executions"]]
+    assert {x["workflow_name"]: x["parent_run_id"] for x in executions} == {
+        "parent": None,
+        "quick": started.run_id,
+        "slow": started.run_id,
+    }
+    assert flow["invocations"] == [
+        {"parent": "parent", "child": "quick", "observed": 2},
+        {"parent": "parent", "child": "slow", "observed": 1},
+    ]
+    # A child run is drawn from its parent's workflow, not from an event named "_invoke".
+    assert [e for e in flow["edges"] if e["source"].startswith("_")] == []
+
+
+async def test_flow_finds_the_parent_of_a_child_whose_start_left_the_trace_log(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    @client.workflow()
+    async def two_steps(c: RunContext) -> None:
+        await c.wait_event("step_one")
+        await c.wait_event("step_two")
+
+    @client.workflow()
+    async def waiting_parent(c: RunContext) -> None:
+        await c.invoke(two_steps)
+
+    [started, _child] = await client.run("waiting_parent")
+    for _ in range(500):  # the trace log keeps the most recent 500 passes
+        await client.run("greet", {"name": "Ada"})
+    await client.send_event("step_one", {})
+    await client.run()  # the child runs again, with its parent_run_id; the parent does not
+    traces = await get_json(http, "/api/traces")
+    assert started.run_id not in {x["run_id"] for t in traces for x in t["executions"]}
+
+    flow = await get_json(http, "/api/flow")
+
+    assert flow["invocations"] == [
+        {"parent": "waiting_parent", "child": "two_steps", "observed": 1}
+    ]
+
+
 async def test_status_reports_lock_next_wakeup_and_writes(
     client: Client, http: httpx.AsyncClient
 ) -> None:

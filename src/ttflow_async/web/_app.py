@@ -24,7 +24,7 @@ from .. import (
 )
 from .._entry import external_name_problem
 from ._answers import install_error_handlers, locked_response, pass_out
-from ._flow import build_flow
+from ._flow import build_flow, unknown_parents
 from ._models import (
     CallbackErrorIn,
     CallbackResultIn,
@@ -218,9 +218,19 @@ def create_app(
 
     @app.get("/api/flow", tags=["read"])
     async def get_flow() -> FlowOut:
-        """The event → workflow flow and state producers/consumers."""
+        """The event → workflow flow, parent → child invocations, state producers/consumers."""
         traces = [TraceOut.model_validate(t, from_attributes=True) for t in await client.traces()]
-        return build_flow(workflows(), traces)
+        missing = unknown_parents(traces)
+        run_workflows: dict[str, str] = {}
+        if missing:
+            # Parents whose traces left the capped log: still suspended, or in the history.
+            for entry in await client.run_history():
+                if entry.run_id in missing:
+                    run_workflows[entry.run_id] = entry.workflow_name
+            for paused in await client.paused_runs():
+                if paused.run_id in missing:
+                    run_workflows[paused.run_id] = paused.workflow_name
+        return build_flow(workflows(), traces, run_workflows)
 
     @app.get("/api/status", tags=["read"])
     async def get_status() -> StatusOut:

@@ -88,6 +88,9 @@ class TraceExecutionOut(_Out):
     status: RunStatus
     triggered_by: str
     state_changes: list[StateChangeOut]
+    parent_run_id: str | None = Field(
+        default=None, description="the run that started this one with c.invoke(...)"
+    )
 
 
 class TraceOut(_Out):
@@ -109,6 +112,14 @@ class FlowEdgeOut(_Out):
     observed: int = Field(ge=0, description="how many traced runs it started or woke")
 
 
+class InvocationEdgeOut(_Out):
+    """A workflow seen starting another as a child run (``c.invoke(...)``)."""
+
+    parent: str = Field(description="the invoking (parent) run's workflow")
+    child: str = Field(description="the invoked (child) run's workflow")
+    observed: int = Field(ge=1, description="how many traced child runs it started")
+
+
 class StateFlowOut(_Out):
     """Who writes a state (seen in traces) and who is started by its changes."""
 
@@ -122,6 +133,9 @@ class FlowOut(_Out):
 
     edges: list[FlowEdgeOut]
     states: list[StateFlowOut]
+    invocations: list[InvocationEdgeOut] = Field(
+        description="parent workflow → child workflow, seen in traces"
+    )
 
 
 class StatusOut(_Out):
