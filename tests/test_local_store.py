@@ -82,3 +82,39 @@ async def test_two_clients_share_one_file(tmp_path: Path) -> None:
     await first.run("hello")
     second = setup(spec)
     assert await second.get_state("greeted") is True
+
+
+_WITHOUT_FCNTL = """
+import sys
+sys.modules["fcntl"] = None  # what a system without POSIX file locks (Windows) has
+import anyio
+import ttflow_async
+from ttflow_async import StoreError, setup
+
+async def main() -> None:
+    client = setup("onmemory")  # the package and the other stores still work
+    await client.run()
+    try:
+        setup(sys.argv[1])
+    except StoreError as exc:
+        print(exc)
+
+anyio.run(main)
+"""
+
+
+def test_without_posix_file_locks_the_local_store_says_so_and_the_rest_works(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_FCNTL, f"local:{tmp_path / 'state.json'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "the local store needs POSIX file locks" in done.stdout
+    assert "WSL" in done.stdout
+    assert not (tmp_path / "state.json").exists()

@@ -8,7 +8,6 @@ before it touches the journal (``_frame``, ``_next``), and records suspensions
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -20,6 +19,8 @@ from ._errors import InvalidStateError, NondeterminismError, TtflowError
 from ._journal import Frame, Suspend, current_frame, current_task_id
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._records import ContextData, StateChange
 
 

@@ -20,13 +20,15 @@ its body runs again on replay.
 
 from __future__ import annotations
 
-import asyncio
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._errors import NondeterminismError
+
+if TYPE_CHECKING:
+    import asyncio
 
 Entry = list[Any]
 
@@ -185,6 +187,8 @@ def close_failed(entry: Entry, error: dict[str, Any]) -> None:
 
 def current_task_id() -> int:
     """An id of the running task; asyncio's C lookup first, anyio's on other backends."""
+    import asyncio  # loaded by the event loop by now; kept off ``import ttflow_async``
+
     try:
         return id(asyncio.current_task())
     except RuntimeError:
@@ -193,6 +197,8 @@ def current_task_id() -> int:
 
 def current_asyncio_task() -> asyncio.Task[Any] | None:
     """The running asyncio task, or None on another backend."""
+    import asyncio
+
     try:
         return asyncio.current_task()
     except RuntimeError:

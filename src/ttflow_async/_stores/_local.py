@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import fcntl
 import hashlib
+import importlib
 import os
 import sys
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 import anyio.to_thread
@@ -68,10 +69,34 @@ def _write_file(path: Path, data: bytes, *, sync: bool) -> None:
             os.fsync(f.fileno())
 
 
+def _posix_locks() -> ModuleType | None:
+    """``fcntl``, which only POSIX systems have (the store's CAS needs flock)."""
+    try:
+        return importlib.import_module("fcntl")
+    except ImportError:
+        return None
+
+
+_FCNTL = _posix_locks()
+
+#: What a local store says on a system without POSIX file locks (Windows).
+NOT_POSIX = (
+    "the local store needs POSIX file locks (fcntl.flock), which this system does not "
+    "have: run on Linux or macOS (on Windows, inside WSL), or use the 'onmemory', "
+    "'s3:' or 'dynamodb:' store"
+)
+
+
 class LocalFileStore:
-    """A store in local files: atomic renames for the root, flock for the CAS."""
+    """A store in local files: atomic renames for the root, flock for the CAS.
+
+    POSIX only: on a system without ``fcntl`` (Windows) it raises ``StoreError``.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        if _FCNTL is None:
+            raise StoreError(NOT_POSIX)
+        self._fcntl: ModuleType = _FCNTL
         root_path = Path(path)
         if root_path.is_symlink():
             # Follow a symlinked state file: replacing the root renames a file next to
@@ -110,7 +135,7 @@ class LocalFileStore:
         self._make_dirs()
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._fcntl.flock(fd, self._fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
