@@ -48,7 +48,8 @@ async def run(spec: str, out: str, stop: str) -> None:
                 await client.run(lock_timeout=30)
             except StateLockedError:
                 continue
-            if Path(stop).exists() and not await client.store.inbox_list():
+            stopped = Path(stop).exists()  # noqa: ASYNC240 - set by the parent process
+            if stopped and not await client.store.inbox_list():
                 return
 
 

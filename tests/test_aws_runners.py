@@ -137,7 +137,7 @@ def test_a_runner_whose_lease_expired_cannot_commit(
 
         async def take_over() -> list[str]:
             async with build_client(spec) as client:
-                while await client.is_locked():
+                while await client.is_locked():  # noqa: ASYNC110 - another process holds it
                     await anyio.sleep(0.05)
                 results = await client.run("slow_job", {"by": "B", "id": "B"}, lock_timeout=30)
                 return sorted(f"{r.workflow_name}:{r.status}" for r in results)

@@ -3,7 +3,13 @@
 Workflows are plain ``async def`` functions; every ``await client.run()`` is one short
 pass that takes a lease, replays and advances what is ready, commits atomically and
 releases. State lives in a local file by default, or in S3 or DynamoDB.
+
+The result and inspection records (pydantic models) are imported when first asked
+for, so that ``import ttflow_async`` builds no model and stays cheap (issue 14).
 """
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from ._batch import BatchItem as BatchItem
 from ._batch import BatchResult as BatchResult
@@ -34,19 +40,6 @@ from ._errors import UnknownTriggerError as UnknownTriggerError
 from ._errors import WorkflowDefinitionError as WorkflowDefinitionError
 from ._errors import WorkflowDirectCallError as WorkflowDirectCallError
 from ._errors import WorkflowTimeoutError as WorkflowTimeoutError
-from ._records import CheckResult as CheckResult
-from ._records import ContextData as ContextData
-from ._records import EventLogEntry as EventLogEntry
-from ._records import LockInfo as LockInfo
-from ._records import PausedRun as PausedRun
-from ._records import RunHistoryEntry as RunHistoryEntry
-from ._records import RunInfo as RunInfo
-from ._records import StateChange as StateChange
-from ._records import Trace as Trace
-from ._records import TraceExecution as TraceExecution
-from ._records import TriggerInfo as TriggerInfo
-from ._records import WorkflowInfo as WorkflowInfo
-from ._records import WorkflowRunResult as WorkflowRunResult
 from ._retry import RetryPolicy as RetryPolicy
 from ._stores import Store as Store
 from ._triggers import Trigger as Trigger
@@ -54,7 +47,61 @@ from ._triggers import event_trigger as event_trigger
 from ._triggers import every_trigger as every_trigger
 from ._triggers import state_trigger as state_trigger
 
+if TYPE_CHECKING:
+    from ._records import CheckResult as CheckResult
+    from ._records import ContextData as ContextData
+    from ._records import EventLogEntry as EventLogEntry
+    from ._records import LockInfo as LockInfo
+    from ._records import PausedRun as PausedRun
+    from ._records import RunHistoryEntry as RunHistoryEntry
+    from ._records import RunInfo as RunInfo
+    from ._records import StateChange as StateChange
+    from ._records import Trace as Trace
+    from ._records import TraceExecution as TraceExecution
+    from ._records import TriggerInfo as TriggerInfo
+    from ._records import WorkflowInfo as WorkflowInfo
+    from ._records import WorkflowRunResult as WorkflowRunResult
+
 __version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "CheckResult": "._records",
+    "ContextData": "._records",
+    "EventLogEntry": "._records",
+    "LockInfo": "._records",
+    "PausedRun": "._records",
+    "RunHistoryEntry": "._records",
+    "RunInfo": "._records",
+    "StateChange": "._records",
+    "Trace": "._records",
+    "TraceExecution": "._records",
+    "TriggerInfo": "._records",
+    "WorkflowInfo": "._records",
+    "WorkflowRunResult": "._records",
+}
+"""Public names imported on first access (PEP 562), and the module defining each."""
+
+
+def _lazy_attribute(name: str) -> object:
+    """Import a public name of :data:`_LAZY` from its module and keep it in the package."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value: object = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def _public_dir() -> list[str]:
+    """What ``dir(ttflow_async)`` lists: the loaded names and every lazy public name."""
+    return sorted({*globals(), *_LAZY})
+
+
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which see the real imports above: a module-level
+    # __getattr__ would let them accept any misspelt name as Any.
+    __getattr__ = _lazy_attribute
+    __dir__ = _public_dir
 
 __all__ = [
     "BatchItem",
