@@ -70,6 +70,12 @@ SERVER_SCRIPT = textwrap.dedent(
         return await cb.result()
 
 
+    @client.workflow(trigger="start_checkout")
+    async def checkout(c: RunContext) -> None:
+        """Greet the customer through a child run."""
+        await c.invoke(greet, {"name": "customer"})
+
+
     serve(client, host="127.0.0.1", port=port, token=token)
     '''
 )
@@ -185,8 +191,26 @@ def test_the_page_shows_workflows_fires_a_trigger_and_renders_data_as_text(
             assert page.locator("#events img").count() == 0
 
             expect(page.locator("#timeline svg circle.dot.succeeded")).to_have_count(2)
-            expect(page.locator("#flow svg g.node.workflow")).to_have_count(4)
+            expect(page.locator("#flow svg g.node.workflow")).to_have_count(5)
             expect(page.locator("#flow svg g.node.state")).to_have_count(1)
+            expect(page.locator("#flow svg path.edge.invokes")).to_have_count(0)
+
+            page.fill("#trigger-name", "start_checkout")
+            page.fill("#trigger-args", "null")
+            page.click("#trigger-form button.write")
+            invokes = page.locator("#flow svg path.edge.invokes")
+            expect(invokes).to_have_count(1)
+            expect(invokes.locator("title")).to_have_text(
+                "checkout invokes greet (1 traced child runs)"
+            )
+            expect(page.locator("#flow svg text.edge-label.invokes")).to_have_text("invokes ×1")
+            assert invokes.get_attribute("marker-end") == "url(#invokes-arrow)"
+            # The child run is not drawn as started by an event named after the engine.
+            child_trace = page.locator("#traces li", has_text="← _invoke")
+            expect(child_trace).to_contain_text("child of")
+            sources = page.locator("#flow svg g.node > title").all_text_contents()
+            assert "event: order_placed" in sources
+            assert [name for name in sources if name.startswith("event: _")] == []
 
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         finally:

@@ -79,10 +79,13 @@ export function renderTimeline(box, data, onSelect) {
   box.replaceChildren(chart);
 }
 
-// Triggers and events (left) → workflows (middle) → states they write (right).
+// Triggers and events (left) → workflows (middle) → states they write (right); a workflow
+// that started child runs (c.invoke) has an "invokes" arc, left of the middle column, to
+// the child's workflow.
 //   data: {workflows, flow} as served by the API
 export function renderFlow(box, data) {
   const { edges, states } = data.flow;
+  const invocations = data.flow.invocations || [];
   const sources = [];
   const sourceKind = new Map();
   for (const edge of edges) {
@@ -93,6 +96,7 @@ export function renderFlow(box, data) {
   data.workflows.forEach((workflow) => addWorkflow(workflow.name));
   edges.forEach((edge) => addWorkflow(edge.workflow));
   states.forEach((item) => item.producers.forEach(addWorkflow));
+  invocations.forEach((item) => { addWorkflow(item.parent); addWorkflow(item.child); });
   // Order sources by the first workflow they start, so that few lines cross.
   const firstTarget = (source) => Math.min(
     ...edges.filter((edge) => edge.source === source).map((edge) => workflows.indexOf(edge.workflow)));
@@ -109,6 +113,10 @@ export function renderFlow(box, data) {
   const height = top + rows * (nodeHeight + gap) + 10;
   const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, role: "img",
     "aria-label": "Event to workflow flow" });
+  const arrow = svg("marker", { id: "invokes-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
+    markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
+  arrow.append(svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "invokes-arrow" }));
+  chart.append(svg("defs", {}, arrow));
   ["triggers and events", "workflows", "states written"].forEach((title, index) => {
     chart.append(svg("text", { x: columns[index], y: 16, class: "column-title" }, title));
   });
@@ -148,6 +156,24 @@ export function renderFlow(box, data) {
       chart.append(svg("text", { x: path.mx, y: path.my - 4, class: "edge-count", "text-anchor": "middle" },
         String(edge.observed)));
     }
+  }
+  // Parent and child sit in the same column: the arc leaves the parent's left side and
+  // bulges left (further for rows further apart) into the child's left side.
+  const invokeArc = (from, to) => {
+    const x = from.x;
+    const y1 = from.y + nodeHeight / 2 - 5;
+    const y2 = to.y + nodeHeight / 2 + (from.y === to.y ? 5 : 0);
+    const bulge = Math.min(90, 36 + Math.abs(y2 - y1) / 4);
+    const d = `M ${x} ${y1} C ${x - bulge} ${y1}, ${x - bulge} ${y2}, ${x} ${y2}`;
+    return { d, mx: x - bulge * 0.75 - 3, my: (y1 + y2) / 2 };
+  };
+  for (const item of invocations) {
+    const path = invokeArc(workflowAt.get(item.parent), workflowAt.get(item.child));
+    const line = svg("path", { d: path.d, class: "edge invokes", "marker-end": "url(#invokes-arrow)" });
+    line.append(svg("title", {}, item.parent + " invokes " + item.child + " (" + item.observed + " traced child runs)"));
+    chart.append(line);
+    chart.append(svg("text", { x: path.mx, y: path.my + 4, class: "edge-label invokes", "text-anchor": "end" },
+      "invokes ×" + item.observed));
   }
   for (const item of produced) {
     for (const producer of item.producers) {

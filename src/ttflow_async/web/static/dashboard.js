@@ -23,7 +23,7 @@ const state = {
   history: [],
   events: [],
   traces: [],
-  flow: { edges: [], states: [] },
+  flow: { edges: [], states: [], invocations: [] },
   status: null,
   selectedRun: null,
   selectedLog: null,
@@ -196,7 +196,8 @@ function renderTraces() {
       const item = el("li", {},
         el("span", { class: "mono" }, execution.workflow_name), " ",
         runButton(execution.run_id), " ",
-        statusBadge(execution.status), " ← ", execution.triggered_by);
+        statusBadge(execution.status), " ← ", execution.triggered_by,
+        parentLabel(execution.parent_run_id));
       for (const change of execution.state_changes) {
         item.append(el("div", { class: "muted mono" },
           change.name + ": " + fmtJson(change.old) + " → " + fmtJson(change.new)));
