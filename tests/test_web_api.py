@@ -420,6 +420,28 @@ async def test_traces_and_flow_show_parent_to_child_invocations(
     assert [e for e in flow["edges"] if e["source"].startswith("_")] == []
 
 
+async def test_flow_draws_no_event_source_for_an_answered_callback(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    @client.workflow()
+    async def approver(c: RunContext) -> Any:
+        cb = await c.create_callback(name="approval", timeout=3600)
+        await c.set_state("callback_id", cb.id)
+        return await cb.result()
+
+    await client.run("approver")
+    await client.complete_callback(await client.get_state("callback_id"), "yes")
+    await client.run()
+    traces = await get_json(http, "/api/traces")
+    assert any(x["triggered_by"].startswith("_cb:") for t in traces for x in t["executions"])
+
+    flow = await get_json(http, "/api/flow")
+
+    assert {(e["source"], e["workflow"]) for e in flow["edges"] if e["workflow"] == "approver"} == {
+        ("approver", "approver")
+    }
+
+
 async def test_flow_finds_the_parent_of_a_child_whose_start_left_the_trace_log(
     client: Client, http: httpx.AsyncClient
 ) -> None:
