@@ -1,4 +1,4 @@
-"""What the S3 and DynamoDB stores share: aioboto3 clients, retries, concurrency, errors.
+"""aioboto3 clients for the S3 and DynamoDB stores: session, retries, connections.
 
 aioboto3 is imported only when an AWS store is built, so ``import ttflow_async`` never
 pulls it in; a missing extra fails at ``setup()`` with the ``pip install`` to run.
@@ -15,14 +15,41 @@ import asyncio
 import contextlib
 import gc
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator, Mapping
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, Self, TypeVar, cast
 
 import anyio
 
-from .._errors import StoreError
+if TYPE_CHECKING:
+    # aioboto3 ships no type information: to mypy its Session is Any.
+    import aiohttp
+    from aioboto3 import Session
+    from botocore.config import Config
 
-_T = TypeVar("_T")
+
+class AsyncClient(Protocol):
+    """What the holder needs of an aiobotocore client: entering and leaving it."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
+
+
+_C = TypeVar("_C", bound=AsyncClient)
+
+RetryMode = Literal["standard", "adaptive", "legacy"]
+_RETRY_MODES: Mapping[str, RetryMode] = {
+    "standard": "standard",
+    "adaptive": "adaptive",
+    "legacy": "legacy",
+}
 
 INSTALL_HINT = "pip install 'ttflow-async[aws]'"
 
@@ -34,7 +61,7 @@ DEFAULT_REQUEST_CONCURRENCY = 32
 DEFAULT_MAX_ATTEMPTS = 5
 
 
-def load_aioboto3(store_kind: str) -> Any:
+def load_aioboto3(store_kind: str) -> ModuleType:
     """Import aioboto3, or fail with the ``pip install`` that provides it.
 
     Args:
@@ -55,17 +82,18 @@ def load_aioboto3(store_kind: str) -> Any:
         # build runs, where the imports still keep the event loop waiting; importing
         # them here, when the store is made, keeps the first client's call short.
         import aioboto3.s3.inject
-    return aioboto3
+    module: ModuleType = aioboto3
+    return module
 
 
-_DEFAULT_SESSION: list[Any] = []
+_DEFAULT_SESSION: list[Session] = []
 _DEFAULT_SESSION_LOCK = threading.Lock()
 _BUILD_LOCK = threading.Lock()
 #: Services whose first client this process has built (see ``_first_build``).
 _BUILT_SERVICES: set[str] = set()
 
 
-def default_session(aioboto3: Any) -> Any:
+def default_session(aioboto3: ModuleType) -> Session:
     """One ``aioboto3.Session`` per process for stores not given a session of their own.
 
     botocore parses its service models and endpoint data once per session, in C calls
@@ -78,7 +106,7 @@ def default_session(aioboto3: Any) -> Any:
         return _DEFAULT_SESSION[0]
 
 
-def client_config(request_concurrency: int, retry_mode: str, max_attempts: int) -> Any:
+def client_config(request_concurrency: int, retry_mode: str, max_attempts: int) -> Config:
     """The botocore ``Config`` every AWS client of the project uses.
 
     Raises:
@@ -88,7 +116,8 @@ def client_config(request_concurrency: int, retry_mode: str, max_attempts: int) 
 
     if request_concurrency < 1:
         raise ValueError(f"request_concurrency must be at least 1, got {request_concurrency!r}")
-    if retry_mode not in {"standard", "adaptive", "legacy"}:
+    mode = _RETRY_MODES.get(retry_mode)
+    if mode is None:
         raise ValueError(
             f"retry_mode must be 'standard', 'adaptive' or 'legacy', got {retry_mode!r}"
         )
@@ -96,14 +125,14 @@ def client_config(request_concurrency: int, retry_mode: str, max_attempts: int) 
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts!r}")
 
     return Config(
-        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+        retries={"mode": mode, "total_max_attempts": max_attempts},
         max_pool_connections=request_concurrency,
         connect_timeout=10,
         read_timeout=30,
     )
 
 
-class AwsClientHolder:
+class AwsClientHolder(Generic[_C]):
     """Opens one aioboto3 client on ``open()`` and lends it to every call.
 
     A call made while the holder is not open gets a client of its own for the length
@@ -113,8 +142,8 @@ class AwsClientHolder:
     def __init__(
         self,
         service: str,
-        session: Any,
-        config: Any,
+        session: Session,
+        config: Config,
         *,
         endpoint_url: str | None,
         region_name: str | None,
@@ -125,18 +154,19 @@ class AwsClientHolder:
         self._endpoint_url = endpoint_url
         self._region_name = region_name
         self._stack: contextlib.AsyncExitStack | None = None
-        self._client: Any = None
+        self._client: _C | None = None
         _load_data_ahead(session, service)
 
-    def _new_client(self) -> Any:
-        kwargs: dict[str, Any] = {"config": self._config}
+    def _new_client(self) -> object:
+        kwargs: dict[str, object] = {"config": self._config}
         if self._endpoint_url is not None:
             kwargs["endpoint_url"] = self._endpoint_url
         if self._region_name is not None:
             kwargs["region_name"] = self._region_name
-        return self._session.client(self._service, **kwargs)
+        context: object = self._session.client(self._service, **kwargs)
+        return context
 
-    def _build_in_thread(self) -> Any:
+    def _build_in_thread(self) -> _C:
         """Build an (unentered) aiobotocore client on a private loop of this thread.
 
         botocore builds a client synchronously: it loads and parses the service
@@ -144,27 +174,31 @@ class AwsClientHolder:
         time in a process and 10-20 ms after it. None of that needs the caller's loop.
         """
 
-        async def build() -> Any:
+        async def build() -> object:
             context = self._new_client()
             coro = getattr(context, "_coro", None)
             if coro is None:  # an aioboto3 without aiobotocore's creator context
                 return context
-            return await coro
+            built: object = await coro
+            return built
 
         # botocore sessions are not safe to build clients from in several threads at
         # once, and the default session is shared: one build at a time per process.
         with _BUILD_LOCK, _first_build(self._service):
-            client = asyncio.run(build())
+            # The session was asked for this holder's service: the client is one.
+            client = cast(_C, asyncio.run(build()))
             if not hasattr(client, "__aenter__") or hasattr(client, "_coro"):
                 return client
             _prepare_connections(client)
         return client
 
-    async def _enter(self, stack: contextlib.AsyncExitStack) -> Any:
+    async def _enter(self, stack: contextlib.AsyncExitStack) -> _C:
         """Build a client off the event loop (one session.client() call), then enter it
         (its HTTP session) here."""
         built = await anyio.to_thread.run_sync(self._build_in_thread)
-        return await stack.enter_async_context(built)
+        entered = await built.__aenter__()
+        stack.push_async_exit(built)
+        return entered
 
     @property
     def is_open(self) -> bool:
@@ -190,7 +224,7 @@ class AwsClientHolder:
             await stack.aclose()
 
     @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[Any]:
+    async def client(self) -> AsyncIterator[_C]:
         """Lend the open client, or one that lives for this call only."""
         if self._client is not None:
             yield self._client
@@ -199,7 +233,7 @@ class AwsClientHolder:
             yield await self._enter(stack)
 
 
-def _load_data_ahead(session: Any, service: str) -> None:
+def _load_data_ahead(session: Session, service: str) -> None:
     """Parse botocore's data files for ``service`` now, when no event loop waits.
 
     botocore parses them while it builds the first client of a session: the endpoint
@@ -254,7 +288,7 @@ def _first_build(service: str) -> Iterator[None]:
             gc.enable()
 
 
-def _prepare_connections(client: Any) -> None:
+def _prepare_connections(client: object) -> None:
     """Build the client's TLS context now, in this worker thread, not on the loop.
 
     aiobotocore makes its aiohttp connector on the first request, on the event loop,
@@ -281,134 +315,10 @@ def _prepare_connections(client: Any) -> None:
     original = http._create_connector
     limit = getattr(http, "_max_pool_connections", DEFAULT_REQUEST_CONCURRENCY)
 
-    def create_connector(proxy_url: Any) -> Any:
+    def create_connector(proxy_url: str | None) -> aiohttp.BaseConnector:
         if proxy_url:
-            return original(proxy_url)
+            connector: aiohttp.BaseConnector = original(proxy_url)
+            return connector
         return aiohttp.TCPConnector(limit=limit, ssl=context or False, **http._connector_args)
 
     http._create_connector = create_connector
-
-
-@contextlib.asynccontextmanager
-async def translated_client(
-    holder: AwsClientHolder, translate: Callable[[], contextlib.AbstractContextManager[None]]
-) -> AsyncIterator[Any]:
-    """``holder.client()``, with a failure to build or connect it translated as well."""
-    async with contextlib.AsyncExitStack() as stack:
-        with translate():
-            client = await stack.enter_async_context(holder.client())
-        yield client
-
-
-def chunked(items: Sequence[_T], size: int) -> list[Sequence[_T]]:
-    """Split ``items`` into consecutive batches of at most ``size``."""
-    return [items[start : start + size] for start in range(0, len(items), size)]
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code", "")
-        return str(code)
-    return ""
-
-
-def http_status(exc: BaseException) -> int:
-    """The HTTP status of a botocore ``ClientError`` (0 when unknown)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return int(status)
-    return 0
-
-
-_ACCESS_DENIED = {
-    "AccessDenied",
-    "AccessDeniedException",
-    "UnauthorizedOperation",
-    "UnrecognizedClientException",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidClientTokenId",
-}
-
-
-def translate_error(exc: Exception, *, what: str, action: str, missing_hint: str) -> StoreError:
-    """Turn a botocore/aiohttp failure into a :class:`StoreError` that says what to do.
-
-    Args:
-        exc: The original error (kept as ``__cause__`` by the caller's ``raise ... from``).
-        what: The resource, e.g. ``"S3 bucket 'b'"`` or ``"DynamoDB table 't'"``.
-        action: The IAM action of the failed request, e.g. ``"s3:PutObject"``.
-        missing_hint: What to do when the resource does not exist.
-    """
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-    )
-
-    if isinstance(exc, ClientError):
-        code = error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "")
-        if code in _ACCESS_DENIED or http_status(exc) == 403:
-            return StoreError(
-                f"{what}: access denied for {action} ({code}: {message}); grant the "
-                f"credentials in use the {action} permission (see docs/aws.md for the "
-                "full IAM policy)"
-            )
-        if code in {"NoSuchBucket", "ResourceNotFoundException"}:
-            return StoreError(f"{what} does not exist ({code} on {action}); {missing_hint}")
-        return StoreError(f"{what}: {action} failed with {code or 'an error'}: {message}")
-    if isinstance(exc, NoCredentialsError):
-        return StoreError(
-            f"{what}: no AWS credentials found for {action}; configure the standard AWS "
-            "chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)"
-        )
-    if isinstance(exc, NoRegionError):
-        return StoreError(
-            f"{what}: no AWS region configured for {action}; set AWS_REGION or "
-            "AWS_DEFAULT_REGION (or region in the AWS config file)"
-        )
-    if isinstance(exc, EndpointConnectionError):
-        return StoreError(
-            f"{what}: could not connect to the endpoint for {action} ({exc}); check the "
-            "network and AWS_ENDPOINT_URL if it is set"
-        )
-    if isinstance(exc, BotoCoreError):
-        return StoreError(f"{what}: {action} failed: {exc}")
-    return StoreError(f"{what}: {action} failed: {type(exc).__name__}: {exc}")
-
-
-def is_translatable(exc: BaseException) -> bool:
-    """Whether ``exc`` is a request failure :func:`translate_error` should handle."""
-    from aiohttp import ClientError as HttpClientError
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    # botocore maps most transport failures to its own errors; what it lets through
-    # (a body cut short while streaming, a timeout) is aiohttp's or the OS's.
-    return isinstance(exc, ClientError | BotoCoreError | HttpClientError | OSError | TimeoutError)
-
-
-@contextlib.contextmanager
-def translated(
-    *, what: str, action: str, missing_hint: str, passthrough: tuple[type[Exception], ...] = ()
-) -> Iterator[None]:
-    """Re-raise request failures inside the block as :class:`StoreError` (cause chained).
-
-    Exceptions listed in ``passthrough`` (the protocol's own ``BlobNotFound`` and
-    ``RootConflict``) and anything that is not a request failure propagate unchanged.
-    """
-    try:
-        yield
-    except passthrough:
-        raise
-    except Exception as exc:
-        if is_translatable(exc):
-            raise translate_error(exc, what=what, action=action, missing_hint=missing_hint) from exc
-        raise

@@ -27,56 +27,42 @@ read treats a placeholder as a missing blob. Every read is strongly consistent.
 
 from __future__ import annotations
 
-import random
 import uuid
-from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
-import anyio
-
-from .._concurrency import gather_bounded
-from .._errors import CorruptStateError, StoreError
-from ._aws import (
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_REQUEST_CONCURRENCY,
-    AwsClientHolder,
-    chunked,
-    client_config,
-    default_session,
-    error_code,
-    load_aioboto3,
-    translated,
-    translated_client,
-)
+from .._errors import StoreError
+from ._aws_errors import error_code, error_item
+from ._aws_store import DEFAULT_MAX_ATTEMPTS, DEFAULT_REQUEST_CONCURRENCY
+from ._dynamodb_chunks import CHUNK_BYTES, ChunkedTable
 from ._protocol import BlobNotFound, RootConflict
 
-#: Bytes of value per item: DynamoDB's item limit is 400 KB, keys and names included.
-CHUNK_BYTES = 350_000
+if TYPE_CHECKING:
+    from aioboto3 import Session
+    from types_aiobotocore_dynamodb import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import (
+        AttributeDefinitionTypeDef,
+        AttributeValueTypeDef,
+        KeySchemaElementTypeDef,
+        PutItemInputTypeDef,
+        TableDescriptionTypeDef,
+    )
 
-_ROOT_KEY = {"pk": {"S": "root"}, "sk": {"S": "root"}}
-_BATCH_WRITE = 25  # BatchWriteItem takes at most 25 items
-_BODY_BYTES = 900_000  # keep request bodies under aiohttp's 1 MB (see _write_batches)
-_BATCH_GET = 100  # BatchGetItem takes at most 100 keys
-_COUNT_CACHE = 8192  # chunk counts of values this store object wrote or read
-_UNPROCESSED_ROUNDS = 12  # retries of items DynamoDB left unprocessed (throttling)
+__all__ = ["CHUNK_BYTES", "DynamoDBStore"]
 
-KEY_SCHEMA = [
+_ROOT_KEY: dict[str, AttributeValueTypeDef] = {"pk": {"S": "root"}, "sk": {"S": "root"}}
+
+KEY_SCHEMA: Sequence[KeySchemaElementTypeDef] = [
     {"AttributeName": "pk", "KeyType": "HASH"},
     {"AttributeName": "sk", "KeyType": "RANGE"},
 ]
-ATTRIBUTE_DEFINITIONS = [
+ATTRIBUTE_DEFINITIONS: Sequence[AttributeDefinitionTypeDef] = [
     {"AttributeName": "pk", "AttributeType": "S"},
     {"AttributeName": "sk", "AttributeType": "S"},
 ]
 
 
-def _chunk_sk(index: int) -> str:
-    return f"{index:04d}"
-
-
-class DynamoDBStore:
+class DynamoDBStore(ChunkedTable):
     """A store in one DynamoDB table.
 
     Args:
@@ -99,7 +85,7 @@ class DynamoDBStore:
         self,
         table: str,
         *,
-        session: Any = None,
+        session: Session | None = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
         request_concurrency: int = DEFAULT_REQUEST_CONCURRENCY,
@@ -108,50 +94,19 @@ class DynamoDBStore:
     ) -> None:
         if not table:
             raise ValueError("DynamoDBStore needs a table name")
-        aioboto3 = load_aioboto3("dynamodb")
-        self.table = table
-        self._limit = request_concurrency
-        self._counts: OrderedDict[str, int] = OrderedDict()
-        self._holder = AwsClientHolder(
-            "dynamodb",
-            session if session is not None else default_session(aioboto3),
-            client_config(request_concurrency, retry_mode, max_attempts),
+        super().__init__(
+            table,
+            session=session,
             endpoint_url=endpoint_url,
             region_name=region_name,
+            request_concurrency=request_concurrency,
+            retry_mode=retry_mode,
+            max_attempts=max_attempts,
         )
 
     @property
     def description(self) -> str:
         return f"dynamodb://{self.table}"
-
-    def _translated(self, action: str) -> Any:
-        return translated(
-            what=f"DynamoDB table {self.table!r}",
-            action=action,
-            missing_hint=(
-                "create it with `ttflow-async init` or `await client.ensure_store()`, "
-                "or check the table name and region"
-            ),
-            passthrough=(BlobNotFound, RootConflict, StoreError),
-        )
-
-    def _corrupt(self, what: str) -> CorruptStateError:
-        return CorruptStateError(
-            f"DynamoDB table {self.table!r} holds {what}, which this engine did not write; "
-            "nothing was changed. Point the store at a table of its own."
-        )
-
-    def _client(self) -> Any:
-        """The store's client, a failure to build or connect it a StoreError."""
-        return translated_client(self._holder, lambda: self._translated("connect"))
-
-    async def open(self) -> None:
-        with self._translated("connect"):
-            await self._holder.open()
-
-    async def aclose(self) -> None:
-        with self._translated("close"):
-            await self._holder.aclose()
 
     async def ensure(self) -> None:
         async with self._client() as db:
@@ -185,7 +140,7 @@ class DynamoDBStore:
                     TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
                 )
 
-    def _check_schema(self, description: Mapping[str, Any]) -> None:
+    def _check_schema(self, description: TableDescriptionTypeDef) -> None:
         schema = {k["AttributeName"]: k["KeyType"] for k in description.get("KeySchema", [])}
         types = {
             a["AttributeName"]: a["AttributeType"]
@@ -223,30 +178,27 @@ class DynamoDBStore:
                 f"DynamoDB item of table {self.table!r} can hold"
             )
         version = uuid.uuid4().hex
-        condition: dict[str, Any]
+        request: PutItemInputTypeDef = {
+            "TableName": self.table,
+            "Item": {**_ROOT_KEY, "data": {"B": data}, "v": {"S": version}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
         if expected is None:
-            condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            condition = {
-                "ConditionExpression": "#v = :expected",
-                "ExpressionAttributeNames": {"#v": "v"},
-                "ExpressionAttributeValues": {":expected": {"S": expected}},
-            }
-        item = {**_ROOT_KEY, "data": {"B": data}, "v": {"S": version}}
+            request["ConditionExpression"] = "#v = :expected"
+            request["ExpressionAttributeNames"] = {"#v": "v"}
+            request["ExpressionAttributeValues"] = {":expected": {"S": expected}}
         async with self._client() as db:
             with self._translated("dynamodb:PutItem"):
                 try:
-                    await db.put_item(
-                        TableName=self.table,
-                        Item=item,
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                        **condition,
-                    )
+                    await db.put_item(**request)
                 except Exception as exc:
                     if error_code(exc) != "ConditionalCheckFailedException":
                         raise
-                    current = getattr(exc, "response", {}).get("Item") or {}
-                    if current.get("v", {}).get("S") == version:
+                    current = error_item(exc)
+                    found = current.get("v")
+                    if isinstance(found, dict) and found.get("S") == version:
                         # An earlier attempt of this very call succeeded but its answer
                         # was lost; the retry then met our own write. ``version`` is
                         # fresh for each call, so only this call can have written it.
@@ -261,7 +213,7 @@ class DynamoDBStore:
                     ) from None
         return version
 
-    async def _root_version(self, db: Any) -> str | None:
+    async def _root_version(self, db: DynamoDBClient) -> str | None:
         """The current root's version token (strongly consistent), or ``None``."""
         response = await db.get_item(
             TableName=self.table,
@@ -272,192 +224,6 @@ class DynamoDBStore:
         )
         found = response.get("Item", {}).get("v", {}).get("S")
         return None if found is None else str(found)
-
-    # -- chunked values (blobs and inbox items) ---------------------------------------
-
-    async def _batch_write(self, db: Any, requests: Sequence[Mapping[str, Any]]) -> None:
-        """Run write requests in batches of 25, concurrently, until all are processed."""
-
-        async def write_batch(batch: Sequence[Mapping[str, Any]]) -> None:
-            pending: Any = {self.table: list(batch)}
-            for attempt in range(_UNPROCESSED_ROUNDS):
-                response = await db.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    return
-                await anyio.sleep(_backoff(attempt))
-            raise StoreError(
-                f"DynamoDB table {self.table!r} kept leaving writes unprocessed "
-                "(throttled); retry later or raise the table's capacity"
-            )
-
-        await gather_bounded(
-            [partial(write_batch, b) for b in _write_batches(requests)], self._limit
-        )
-
-    async def _batch_get(
-        self, db: Any, keys: Sequence[Mapping[str, Any]], projection: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Fetch items by key in batches of 100, concurrently; missing items are absent."""
-
-        async def get_batch(batch: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-            request: dict[str, Any] = {"Keys": list(batch), "ConsistentRead": True}
-            if projection is not None:
-                request["ProjectionExpression"] = projection
-                request["ExpressionAttributeNames"] = {"#pk": "pk", "#sk": "sk", "#n": "n"}
-            found: list[dict[str, Any]] = []
-            pending: Any = {self.table: request}
-            for attempt in range(_UNPROCESSED_ROUNDS):
-                response = await db.batch_get_item(RequestItems=pending)
-                found.extend(response.get("Responses", {}).get(self.table, []))
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    return found
-                await anyio.sleep(_backoff(attempt))
-            raise StoreError(
-                f"DynamoDB table {self.table!r} kept leaving reads unprocessed "
-                "(throttled or over 16 MB); retry later"
-            )
-
-        batches = await gather_bounded(
-            [partial(get_batch, b) for b in chunked(keys, _BATCH_GET)], self._limit
-        )
-        return [item for batch in batches for item in batch]
-
-    async def _query_all(self, db: Any, pk: str, projection: str | None = None) -> list[Any]:
-        """Every item of one partition, in sort-key order (strongly consistent)."""
-        request: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": "pk"},
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
-            "ConsistentRead": True,
-        }
-        if projection is not None:
-            request["ProjectionExpression"] = projection
-        items: list[Any] = []
-        paginator = db.get_paginator("query")
-        async for page in paginator.paginate(**request):
-            items.extend(page.get("Items", []))
-        return items
-
-    def _head_count(self, item: Mapping[str, Any]) -> int:
-        try:
-            return int(item["n"]["N"])
-        except (KeyError, TypeError, ValueError):
-            raise self._corrupt(f"an item {item.get('sk')} without its chunk count") from None
-
-    async def _put_chunked(self, head_pk: str, items: Mapping[str, bytes]) -> None:
-        heads: list[dict[str, Any]] = []
-        extras: list[dict[str, Any]] = []
-        counts: dict[str, int] = {}
-        for item_id, data in items.items():
-            parts = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)]
-            parts = parts or [b""]
-            counts[item_id] = len(parts)
-            head = _put(head_pk, item_id, parts[0])
-            head["PutRequest"]["Item"]["n"] = {"N": str(len(parts))}
-            heads.append(head)
-            extras.extend(
-                _put(f"{head_pk}#{item_id}", _chunk_sk(index), part)
-                for index, part in enumerate(parts[1:], start=1)
-            )
-        placeholders = [
-            {"PutRequest": {"Item": {**_without_data(h["PutRequest"]["Item"])}}}
-            for h in heads
-            if counts[str(h["PutRequest"]["Item"]["sk"]["S"])] > 1
-        ]
-        async with self._client() as db:
-            with self._translated("dynamodb:BatchWriteItem"):
-                if extras:
-                    if head_pk == "blobs":
-                        await self._batch_write(db, placeholders)
-                    await self._batch_write(db, extras)
-                await self._batch_write(db, heads)
-        for item_id, count in counts.items():
-            self._remember(head_pk, item_id, count)
-
-    async def _read_chunked(
-        self,
-        db: Any,
-        head_pk: str,
-        heads: Sequence[Mapping[str, Any]],
-        *,
-        skip_incomplete: bool = False,
-    ) -> dict[str, bytes]:
-        """Join each first chunk with its further chunks (fetched concurrently).
-
-        With ``skip_incomplete``, a value whose further chunks are (partly) gone is left
-        out: a concurrent delete removes them before the first chunk.
-        """
-        # A placeholder (no data) is a value whose writer has not finished or crashed.
-        heads = [h for h in heads if "data" in h]
-        values = {str(h["sk"]["S"]): bytes(h["data"]["B"]) for h in heads}
-        long_ids = [str(h["sk"]["S"]) for h in heads if self._head_count(h) > 1]
-        counts = {str(h["sk"]["S"]): self._head_count(h) for h in heads}
-        for item_id, count in counts.items():
-            self._remember(head_pk, item_id, count)
-        if long_ids:
-            with self._translated("dynamodb:Query"):
-                rests = await gather_bounded(
-                    [partial(self._query_all, db, f"{head_pk}#{i}") for i in long_ids],
-                    self._limit,
-                )
-            for item_id, rest in zip(long_ids, rests, strict=True):
-                if len(rest) != counts[item_id] - 1:
-                    if skip_incomplete:
-                        del values[item_id]
-                        continue
-                    raise self._corrupt(
-                        f"{len(rest) + 1} of the {counts[item_id]} chunks of {item_id!r}"
-                    )
-                rest.sort(key=lambda chunk: int(chunk["sk"]["S"]))
-                values[item_id] += b"".join(bytes(chunk["data"]["B"]) for chunk in rest)
-        return values
-
-    def _remember(self, head_pk: str, item_id: str, count: int) -> None:
-        key = f"{head_pk}/{item_id}"
-        self._counts[key] = count
-        self._counts.move_to_end(key)
-        while len(self._counts) > _COUNT_CACHE:
-            self._counts.popitem(last=False)
-
-    async def _delete_chunked(self, head_pk: str, ids: Collection[str]) -> None:
-        unique = list(dict.fromkeys(ids))
-        if not unique:
-            return
-        # Chunk counts this store object wrote or read are known (ids are never reused);
-        # only the others are looked up, so deleting what a pass read is one wave.
-        counts = {
-            i: self._counts[f"{head_pk}/{i}"] for i in unique if f"{head_pk}/{i}" in self._counts
-        }
-        unknown = [{"pk": {"S": head_pk}, "sk": {"S": i}} for i in unique if i not in counts]
-        async with self._client() as db:
-            if unknown:
-                with self._translated("dynamodb:BatchGetItem"):
-                    heads = await self._batch_get(db, unknown, projection="#pk, #sk, #n")
-                counts.update((str(h["sk"]["S"]), self._head_count(h)) for h in heads)
-            extras = [
-                {
-                    "DeleteRequest": {
-                        "Key": {"pk": {"S": f"{head_pk}#{i}"}, "sk": {"S": _chunk_sk(index)}}
-                    }
-                }
-                for i, count in counts.items()
-                for index in range(1, count)
-            ]
-            with self._translated("dynamodb:BatchWriteItem"):
-                if extras:
-                    await self._batch_write(db, extras)
-                await self._batch_write(
-                    db,
-                    [
-                        {"DeleteRequest": {"Key": {"pk": {"S": head_pk}, "sk": {"S": i}}}}
-                        for i in counts
-                    ],
-                )
-        for i in counts:
-            self._counts.pop(f"{head_pk}/{i}", None)
 
     # -- blobs -------------------------------------------------------------------------
 
@@ -503,43 +269,3 @@ class DynamoDBStore:
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         await self._delete_chunked("inbox", ids)
-
-
-def _put(pk: str, sk: str, data: bytes) -> dict[str, Any]:
-    """A ``PutRequest`` of one chunk for ``BatchWriteItem``."""
-    return {"PutRequest": {"Item": {"pk": {"S": pk}, "sk": {"S": sk}, "data": {"B": data}}}}
-
-
-def _without_data(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A first chunk's item as a placeholder: keys and count, no data."""
-    return {name: value for name, value in item.items() if name != "data"}
-
-
-def _request_bytes(request: Mapping[str, Any]) -> int:
-    """About how many bytes one write request adds to a BatchWriteItem body."""
-    body = request.get("PutRequest", {}).get("Item", {}).get("data", {}).get("B", b"")
-    return len(body) * 4 // 3 + 256  # base64 in the JSON body, plus keys and names
-
-
-def _write_batches(requests: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
-    """Group write requests: at most 25 per batch and a body under aiohttp's 1 MB.
-
-    aiohttp sends a bytes body above 1 MB in one blocking write (and warns); keeping
-    each request body under it keeps the event loop free. Small values still go 25
-    to a request; only large chunks travel one or two at a time.
-    """
-    batches: list[list[Mapping[str, Any]]] = []
-    size = 0
-    for request in requests:
-        cost = _request_bytes(request)
-        if not batches or len(batches[-1]) >= _BATCH_WRITE or size + cost > _BODY_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(request)
-        size += cost
-    return batches
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter for items DynamoDB left unprocessed."""
-    return random.uniform(0, min(2.0, 0.05 * 2**attempt))

@@ -28,36 +28,27 @@ the same state, so a CAS that succeeds on either is sound.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 from .._concurrency import gather_bounded
 from .._errors import StoreError
-from ._aws import (
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_REQUEST_CONCURRENCY,
-    AwsClientHolder,
-    chunked,
-    client_config,
-    default_session,
-    error_code,
-    http_status,
-    load_aioboto3,
-    translated,
-    translated_client,
-)
+from ._aws_errors import error_code, http_status
+from ._aws_store import DEFAULT_MAX_ATTEMPTS, DEFAULT_REQUEST_CONCURRENCY, AwsStore, chunked
 from ._protocol import BlobNotFound, RootConflict
+from ._s3_objects import CONFLICT_CODES, delete_failed, get_object, prove_conditions
+
+if TYPE_CHECKING:
+    from aioboto3 import Session
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import BucketLocationConstraintType
+    from types_aiobotocore_s3.type_defs import CreateBucketRequestTypeDef, PutObjectRequestTypeDef
 
 #: ``DeleteObjects`` takes at most 1000 keys per request.
 _DELETE_BATCH = 1000
 
-#: Reads of one object when its body stops streaming half-way.
-_BODY_ATTEMPTS = 3
-
 #: Metadata key of the per-write token of the root (see ``write_root``).
 _WRITE_TOKEN = "ttflow-write"
-
-_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 def _bucket_missing(exc: BaseException) -> bool:
@@ -68,7 +59,7 @@ def _bucket_missing(exc: BaseException) -> bool:
     )
 
 
-class S3Store:
+class S3Store(AwsStore["S3Client"]):
     """A store in one S3 bucket, under an optional key prefix.
 
     Args:
@@ -93,7 +84,7 @@ class S3Store:
         bucket: str,
         prefix: str = "",
         *,
-        session: Any = None,
+        session: Session | None = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
         request_concurrency: int = DEFAULT_REQUEST_CONCURRENCY,
@@ -102,7 +93,17 @@ class S3Store:
     ) -> None:
         if not bucket:
             raise ValueError("S3Store needs a bucket name")
-        aioboto3 = load_aioboto3("s3")
+        super().__init__(
+            "s3",
+            what=f"S3 bucket {bucket!r}",
+            kind="bucket",
+            session=session,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            request_concurrency=request_concurrency,
+            retry_mode=retry_mode,
+            max_attempts=max_attempts,
+        )
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         base = f"{self.prefix}/" if self.prefix else ""
@@ -111,38 +112,13 @@ class S3Store:
         self._inbox_prefix = f"{base}inbox/"
         self._probe_key = f"{base}conditions-probe"
         self._conditions_proven = False
-        self._limit = request_concurrency
-        self._region_name = region_name
-        self._holder = AwsClientHolder(
-            "s3",
-            session if session is not None else default_session(aioboto3),
-            client_config(request_concurrency, retry_mode, max_attempts),
-            endpoint_url=endpoint_url,
-            region_name=region_name,
-        )
 
     @property
     def description(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
-    def _translated(self, action: str) -> Any:
-        return translated(
-            what=f"S3 bucket {self.bucket!r}",
-            action=action,
-            missing_hint=(
-                "create it with `ttflow-async init` or `await client.ensure_store()`, "
-                "or check the bucket name and region"
-            ),
-            passthrough=(StoreError,),  # RootConflict and BlobNotFound included
-        )
-
-    def _client(self) -> Any:
-        """The store's client, a failure to build or connect it a StoreError."""
-        return translated_client(self._holder, lambda: self._translated("connect"))
-
     async def open(self) -> None:
-        with self._translated("connect"):
-            await self._holder.open()
+        await super().open()
         if not self._conditions_proven:
             try:
                 async with self._client() as s3:
@@ -156,41 +132,13 @@ class S3Store:
                 await self.aclose()  # a refused store is not left open
                 raise
 
-    async def _prove_conditions(self, s3: Any) -> None:
+    async def _prove_conditions(self, s3: S3Client) -> None:
         """Refuse a server that ignores conditional writes (see the module docstring)."""
         if self._conditions_proven:
             return
-        endpoint = getattr(getattr(s3, "meta", None), "endpoint_url", None) or "the endpoint"
         with self._translated("s3:PutObject"):
-            await s3.put_object(Bucket=self.bucket, Key=self._probe_key, Body=b"probe")
-            checks = (
-                (
-                    {"IfNoneMatch": "*"},
-                    "a conditional create (If-None-Match: *) of an object that exists",
-                ),
-                ({"IfMatch": f'"stale-{uuid.uuid4().hex}"'}, "a write with a stale If-Match"),
-            )
-            for condition, what in checks:
-                try:
-                    await s3.put_object(
-                        Bucket=self.bucket, Key=self._probe_key, Body=b"probe", **condition
-                    )
-                except Exception as exc:
-                    if error_code(exc) in _CONFLICT_CODES or http_status(exc) == 412:
-                        continue
-                    raise
-                raise StoreError(
-                    f"{self.description} at {endpoint} accepted {what} on the key "
-                    f"{self._probe_key!r}: this S3 server ignores conditional writes, so "
-                    "two runners could both commit and lose work. Use AWS S3 or an "
-                    "S3-compatible server that implements If-Match and If-None-Match on "
-                    "PutObject (see docs/aws.md)."
-                )
+            await prove_conditions(s3, self.bucket, self._probe_key, self.description)
         self._conditions_proven = True
-
-    async def aclose(self) -> None:
-        with self._translated("close"):
-            await self._holder.aclose()
 
     async def ensure(self) -> None:
         async with self._client() as s3:
@@ -205,81 +153,51 @@ class S3Store:
             if exists:
                 await self._prove_conditions(s3)
                 return
-            kwargs: dict[str, Any] = {"Bucket": self.bucket}
+            create: CreateBucketRequestTypeDef = {"Bucket": self.bucket}
             region = self._region_name or s3.meta.region_name
             if region and region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+                # The stubs list AWS's regions; botocore sends any name as it is.
+                location = cast("BucketLocationConstraintType", region)
+                create["CreateBucketConfiguration"] = {"LocationConstraint": location}
             with self._translated("s3:CreateBucket"):
                 try:
-                    await s3.create_bucket(**kwargs)
+                    await s3.create_bucket(**create)
                 except Exception as exc:
                     # Another process created it between our check and our create.
                     if error_code(exc) != "BucketAlreadyOwnedByYou":
                         raise
             await self._prove_conditions(s3)
 
-    async def _get(self, s3: Any, key: str) -> tuple[bytes, str] | None:
-        """An object's bytes and ETag, or ``None`` if it does not exist.
-
-        botocore retries a request, but not the reading of the body that follows it:
-        a connection that breaks while the body streams is retried here.
-        """
-        from aiohttp import ClientPayloadError
-        from botocore.exceptions import (
-            IncompleteReadError,
-            ReadTimeoutError,
-            ResponseStreamingError,
-        )
-
-        for attempt in range(_BODY_ATTEMPTS):
-            try:
-                response = await s3.get_object(Bucket=self.bucket, Key=key)
-            except Exception as exc:
-                if error_code(exc) == "NoSuchKey":
-                    return None
-                raise
-            try:
-                async with response["Body"] as body:
-                    data: bytes = await body.read()
-            except (
-                ClientPayloadError,
-                ResponseStreamingError,
-                ReadTimeoutError,
-                IncompleteReadError,
-            ):
-                if attempt + 1 == _BODY_ATTEMPTS:
-                    raise
-                continue
-            return data, str(response["ETag"])
-        raise AssertionError("unreachable")
-
     async def read_root(self) -> tuple[bytes, str] | None:
         async with self._client() as s3:
             with self._translated("s3:GetObject"):
-                return await self._get(s3, self._root_key)
+                return await get_object(s3, self.bucket, self._root_key)
 
     async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
-        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
         # A token unique to this call, kept in the object's metadata: if the answer to
         # the write is lost and the request is sent again (by botocore, or by aiohttp,
         # which silently resends a PUT whose kept-alive connection died), the second
         # attempt meets the first one's write; the token tells it apart from a rival's.
         token = uuid.uuid4().hex
+        request: PutObjectRequestTypeDef = {
+            "Bucket": self.bucket,
+            "Key": self._root_key,
+            "Body": data,
+            "Metadata": {_WRITE_TOKEN: token},
+        }
+        if expected is None:
+            request["IfNoneMatch"] = "*"
+        else:
+            request["IfMatch"] = expected
         async with self._client() as s3:
             await self._prove_conditions(s3)  # once per store (open may have found no bucket)
             with self._translated("s3:PutObject"):
                 try:
-                    response = await s3.put_object(
-                        Bucket=self.bucket,
-                        Key=self._root_key,
-                        Body=data,
-                        Metadata={_WRITE_TOKEN: token},
-                        **condition,
-                    )
+                    response = await s3.put_object(**request)
                 except Exception as exc:
                     code = error_code(exc)
                     # IfMatch on a root that was deleted (clear) answers 404.
-                    if code in _CONFLICT_CODES or (expected is not None and code == "NoSuchKey"):
+                    if code in CONFLICT_CODES or (expected is not None and code == "NoSuchKey"):
                         landed = await self._written_by(s3, token)
                         if landed is not None:
                             return landed
@@ -290,7 +208,7 @@ class S3Store:
                     raise
         return str(response["ETag"])
 
-    async def _written_by(self, s3: Any, token: str) -> str | None:
+    async def _written_by(self, s3: S3Client, token: str) -> str | None:
         """The root's version if the write carrying ``token`` is the current root."""
         try:
             response = await s3.head_object(Bucket=self.bucket, Key=self._root_key)
@@ -310,7 +228,7 @@ class S3Store:
             return
         async with self._client() as s3:
 
-            def put(key: str, data: bytes) -> Any:
+            def put(key: str, data: bytes) -> Callable[[], Awaitable[object]]:
                 return lambda: s3.put_object(Bucket=self.bucket, Key=key, Body=data)
 
             with self._translated("s3:PutObject"):
@@ -323,9 +241,9 @@ class S3Store:
             return {}
         async with self._client() as s3:
 
-            def get(blob_id: str) -> Any:
+            def get(blob_id: str) -> Callable[[], Awaitable[bytes]]:
                 async def fetch() -> bytes:
-                    found = await self._get(s3, self._blob_key(blob_id))
+                    found = await get_object(s3, self.bucket, self._blob_key(blob_id))
                     if found is None:
                         raise BlobNotFound(blob_id)
                     return found[0]
@@ -342,7 +260,7 @@ class S3Store:
             return
         async with self._client() as s3:
 
-            def delete(batch: Any) -> Any:
+            def delete(batch: Sequence[str]) -> Callable[[], Awaitable[None]]:
                 async def run() -> None:
                     response = await s3.delete_objects(
                         Bucket=self.bucket,
@@ -351,7 +269,7 @@ class S3Store:
                     errors = response.get("Errors") or []
                     if errors:
                         first = errors[0]
-                        raise _delete_failed(self.description, len(errors), first)
+                        raise delete_failed(self.description, len(errors), first)
 
                 return run
 
@@ -386,9 +304,9 @@ class S3Store:
             return []
         async with self._client() as s3:
 
-            def get(item_id: str) -> Any:
+            def get(item_id: str) -> Callable[[], Awaitable[bytes | None]]:
                 async def fetch() -> bytes | None:
-                    found = await self._get(s3, f"{self._inbox_prefix}{item_id}")
+                    found = await get_object(s3, self.bucket, f"{self._inbox_prefix}{item_id}")
                     # None: consumed and deleted by a runner since the listing.
                     return None if found is None else found[0]
 
@@ -400,14 +318,3 @@ class S3Store:
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         await self._delete_keys([f"{self._inbox_prefix}{i}" for i in dict.fromkeys(ids)])
-
-
-def _delete_failed(description: str, count: int, first: Mapping[str, Any]) -> Exception:
-    code = first.get("Code", "")
-    hint = (
-        "; grant the s3:DeleteObject permission (see docs/aws.md)" if code == "AccessDenied" else ""
-    )
-    return StoreError(
-        f"{description}: DeleteObjects failed for {count} key(s), first "
-        f"{first.get('Key')!r}: {code} {first.get('Message', '')}{hint}"
-    )
