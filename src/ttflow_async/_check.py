@@ -80,6 +80,9 @@ class _DryHost:
     def emit(self, name: str, args: Any) -> None:
         return None
 
+    async def append_state(self, name: str, item: Any, max_length: int | None, run_id: str) -> bool:
+        raise _ReplayDone  # a new step: replayed appends never reach the host
+
     def now(self) -> float:
         return self.clock()
 

@@ -39,6 +39,10 @@ class RunHost(Protocol):
         """Deliver an event in the next wave."""
         ...
 
+    async def append_state(self, name: str, item: Any, max_length: int | None, run_id: str) -> bool:
+        """Append to a list state (emitting its change event); whether the value changed."""
+        ...
+
     def now(self) -> float:
         """The current time, epoch seconds."""
         ...
@@ -65,6 +69,8 @@ class RunState:
     wake: dict[str, Any] | None = None
     journal_blob: str | None = None
     state_changes: list[StateChange] = field(default_factory=list)
+    state_appends: list[list[Any]] = field(default_factory=list)
+    """``[name, items, max_length]`` per run of consecutive ``add_list_state`` calls."""
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
@@ -85,6 +91,7 @@ class _Shared:
     nondeterminism: NondeterminismError | None = None
     finished: bool = False
     fresh_reads: dict[str, tuple[bool, Any]] = field(default_factory=dict)
+    open_append: list[Any] | None = None  # the trace entry further appends extend
     spawned: set[asyncio.Task[Any]] = field(default_factory=set)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from . import _json
 from ._context_core import ContextCore
 from ._errors import InvalidStateError
+from ._list_state import same_json as _same
 
 logger = logging.getLogger("ttflow_async")
 
@@ -26,10 +27,6 @@ def check_state_name(name: object) -> str:
             "choose a name without the leading underscore"
         )
     return name
-
-
-def _same(old: Any, new: Any) -> bool:
-    return bool(old == new) and _json.dumps(old) == _json.dumps(new)
 
 
 class StateMixin(ContextCore):
@@ -87,7 +84,12 @@ class StateMixin(ContextCore):
         return _json.copy_json(entry[2][0])
 
     async def add_list_state(self, name: str, value: Any, max_length: int | None = None) -> None:
-        """Append ``value`` to the list state ``name``, keeping the last ``max_length``."""
+        """Append ``value`` to the list state ``name``, keeping the last ``max_length``.
+
+        Costs O(1) for the list, not a copy of it: the consecutive appends of one run
+        within a wave emit one ``state_changed_<name>`` (``old`` before the first of
+        them, ``new`` after the last), and the trace records the items appended.
+        """
         check_state_name(name)
         item = _json.normalize(value, f"the value appended to state {name!r}")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
@@ -95,16 +97,17 @@ class StateMixin(ContextCore):
         frame, entry = self._next("al", name)
         if entry is not None:
             return
-        found, old = await self._host.read_state(name)
-        if found and old is not None and not isinstance(old, list):
-            raise InvalidStateError(
-                f"add_list_state({name!r}) needs a list state, but {name!r} holds a "
-                f"{type(old).__name__}; use set_state() or another name"
-            )
-        new = [*(old or []), item]
-        if max_length is not None:
-            new = new[-max_length:]
-        self._write(name, found, old, new)
+        changed = await self._host.append_state(name, item, max_length, self._run.run_id)
+        # The run's earlier read no longer tells what it last saw: its own append changed it.
+        self._shared.fresh_reads.pop(name, None)
+        if changed:
+            last = self._shared.open_append
+            if last is not None and last[0] == name and last[2] == max_length:
+                last[1].append(item)
+            else:
+                last = [name, [item], max_length]
+                self._run.state_appends.append(last)
+                self._shared.open_append = last
         frame.append("al", name, None)
 
     def _check_lost_update(self, name: str, found: bool, old: Any) -> None:
@@ -126,6 +129,7 @@ class StateMixin(ContextCore):
             self._shared.fresh_reads[name] = (True, new)
         if found and _same(old, new):
             return
+        self._shared.open_append = None
         old_value = _json.copy_json(old) if found else None
         from ._records import StateChange
 

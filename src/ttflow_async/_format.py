@@ -93,6 +93,7 @@ class TraceExecution_(TypedDict):
     sc: list[list[Any]]
     op: NotRequired[list[str]]
     p: NotRequired[str]
+    sa: NotRequired[list[list[Any]]]
 
 
 class TraceEntry(TypedDict):
@@ -226,6 +227,7 @@ def trace_execution(
     changes: list[StateChange],
     operations: list[str] | None = None,
     parent: str | None = None,
+    appends: list[list[Any]] | None = None,
 ) -> TraceExecution_:
     """One execution of a trace."""
     execution: TraceExecution_ = {
@@ -239,6 +241,10 @@ def trace_execution(
         execution["op"] = operations
     if parent is not None:
         execution["p"] = parent
+    if appends:
+        # [name, items, max_length]: what was appended, never the whole list (old
+        # readers ignore the key).
+        execution["sa"] = appends
     return execution
 
 
@@ -251,7 +257,7 @@ def trace_entry(
 
 def to_trace_record(entry: TraceEntry) -> Trace:
     """The public record of a stored trace."""
-    from ._records import StateChange, Trace, TraceExecution, to_datetime
+    from ._records import StateAppend, StateChange, Trace, TraceExecution, to_datetime
 
     return Trace(
         trace_id=entry["id"],
@@ -264,6 +270,9 @@ def to_trace_record(entry: TraceEntry) -> Trace:
                 status=cast(Any, x["s"]),
                 triggered_by=x["tb"],
                 state_changes=[StateChange(name=n, old=o, new=v) for n, o, v in x["sc"]],
+                state_appends=[
+                    StateAppend(name=n, values=v, max_length=m) for n, v, m in x.get("sa") or []
+                ],
                 operations=list(x.get("op") or []),
                 parent_run_id=x.get("p"),
             )

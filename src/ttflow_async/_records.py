@@ -133,6 +133,18 @@ class StateChange(_Record):
     new: Any
 
 
+class StateAppend(_Record):
+    """Items a run appended to a list state with ``add_list_state`` (in order).
+
+    Consecutive appends of one run to one state are recorded once, with every item
+    appended, instead of the whole list before and after each append.
+    """
+
+    name: str
+    values: list[Any]
+    max_length: int | None = None
+
+
 class TraceExecution(_Record):
     """One run executed within a traced ``run()``."""
 
@@ -141,6 +153,9 @@ class TraceExecution(_Record):
     status: RunStatus
     triggered_by: str
     state_changes: list[StateChange]
+    """Changes made with ``set_state`` and ``update_state``: the old and the new value."""
+    state_appends: list[StateAppend] = []
+    """Items appended with ``add_list_state`` (not whole lists)."""
     operations: list[str] = []
     """The named operations (side effects, waits, sleeps, batches) this run reached in
     this pass, e.g. ``side effect 'charge'`` or ``sleep 'trial period'``."""

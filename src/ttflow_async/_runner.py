@@ -203,6 +203,7 @@ class Pass(PassWaves):
                     run.state_changes,
                     outcome.operations,
                     outcome.parent,
+                    appends=run.state_appends,
                 )
             )
         if executions or view.events.pending:

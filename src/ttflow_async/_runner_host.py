@@ -19,8 +19,9 @@ from . import _json
 from ._composition import callback_due, child_key
 from ._context import RunState
 from ._definitions import Registry
-from ._errors import BlobNotFound, WorkflowDefinitionError
+from ._errors import BlobNotFound, InvalidStateError, WorkflowDefinitionError
 from ._lease import Clock, Lease
+from ._list_state import ListAppends
 from ._retry import qualified_name
 from ._view import Rec, StoreView
 
@@ -110,6 +111,7 @@ class PassBase:
         self.store = view.store
         self.outcomes: dict[str, RunOutcome] = {}
         self.emitted: list[tuple[str, Any]] = []
+        self.list_appends = ListAppends()
         self.children: list[Delivery] = []
         self.child_parents: dict[str, str] = {}
         self.open_callbacks: set[str] = set()  # created by this pass, not committed yet
@@ -141,12 +143,25 @@ class PassHost(PassBase):
 
     async def read_state(self, name: str) -> tuple[bool, Any]:
         try:
-            return await self.view.read_state(name)
+            found = await self.view.read_state(name)
         except Exception as exc:
             raise self._abort(exc) from exc
+        self.list_appends.read(name)
+        return found
 
     def write_state(self, name: str, value: Any) -> None:
+        self.list_appends.written(name)
         self.view.write_state(name, value)
+
+    async def append_state(self, name: str, item: Any, max_length: int | None, run_id: str) -> bool:
+        try:
+            return await self.list_appends.append(
+                self.view, self.emitted, name, item, max_length, run_id
+            )
+        except InvalidStateError:
+            raise
+        except Exception as exc:
+            raise self._abort(exc) from exc
 
     def emit(self, name: str, args: Any) -> None:
         self.emitted.append((name, args))
