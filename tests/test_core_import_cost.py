@@ -99,3 +99,20 @@ def test_a_run_still_returns_its_record_after_a_lazy_import() -> None:
         "print(asyncio.run(main()))\n"
     )
     assert fresh(code) == ["WorkflowRunResult", "succeeded", 7, True]
+
+
+def test_an_idle_run_loads_no_record_model(tmp_path: Path) -> None:
+    spec = f"local:{tmp_path / 'state.json'}"
+    code = (
+        "import asyncio, sys, ttflow_async\n"
+        "async def main() -> list[object]:\n"
+        f"    client = ttflow_async.setup({spec!r})\n"
+        "    @client.workflow(trigger='ping')\n"
+        "    async def ping(c: ttflow_async.RunContext) -> None:\n"
+        "        return None\n"
+        "    async with client:\n"
+        "        return await client.run()\n"
+        "results = asyncio.run(main())\n"
+        "print([results, 'ttflow_async._records' in sys.modules, 'pydantic_core' in sys.modules])\n"
+    )
+    assert fresh(code) == [[], False, False]

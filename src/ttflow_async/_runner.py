@@ -237,6 +237,8 @@ class Pass(PassWaves):
             logger.warning("cleaning up after the commit of %s failed", self.store.description)
 
     def _results(self) -> list[WorkflowRunResult]:
+        if not self.outcomes:  # an idle pass builds no record model (issue 14)
+            return []
         from ._records import WorkflowRunResult
 
         return [
