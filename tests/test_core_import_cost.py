@@ -116,3 +116,12 @@ def test_an_idle_run_loads_no_record_model(tmp_path: Path) -> None:
         "print([results, 'ttflow_async._records' in sys.modules, 'pydantic_core' in sys.modules])\n"
     )
     assert fresh(code) == [[], False, False]
+
+
+def test_the_pytest_plugin_and_testing_helpers_load_no_record_model() -> None:
+    loaded = fresh(
+        "import sys, ttflow_async.pytest_plugin, ttflow_async.testing; "
+        "print(sorted(m for m in sys.modules if m.startswith(('pydantic_core', "
+        "'ttflow_async._records'))))"
+    )
+    assert loaded == []

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ttflow_async._client import Client
 from ttflow_async._errors import TtflowError
-from ttflow_async._records import WorkflowRunResult
 from ttflow_async._view import StoreView
+
+if TYPE_CHECKING:
+    from ttflow_async._records import WorkflowRunResult
 
 __all__ = ["TestClock", "run_until_idle"]
 
