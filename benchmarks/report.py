@@ -304,6 +304,7 @@ class Report:
         self.time_row("B10", "local", 5, 1, "≥ 1×", label=" cold start")
         self.time_row("B10", "s3", 5, 1.3, "≥ 1.3×", label=" cold start")
         self.b11_rows()
+        self.b12_row()
         c = self.cell("B10", "importtime", 10)
         if c is not None:
             ours_imp = side(c["ours"]).median
@@ -319,6 +320,30 @@ class Report:
                 "≤ 100 ms",
                 f"{len(c['peer_results'])}/{len(c['ours'])}",
             )
+
+    def b12_row(self) -> None:
+        """B12: 4000 appends in one run, against ttflow and the targets (<= 0.5 s, <= 5 MB)."""
+        c = self.cell("B12", "local", 4000)
+        if c is None:
+            return
+        self.time_row("B12", "local", 4000, None, "≤ 0.5 s", label=" add_list_state")
+        ours = side(c["ours"])
+        written = side(c["ours"], "bytes_written")
+        peer_written = side(c["peer_results"], "bytes_written")
+        met = (
+            None
+            if ours.median is None or written.median is None
+            else ours.median <= 0.5 and written.median <= 5e6
+        )
+        row = self.rows[-1]
+        row[4] += (
+            f"; wrote {peer_written.median / 1e6:.1f} MB"
+            if peer_written.median is not None
+            else "; bytes n/a"
+        )
+        row[5] += f"; wrote {written.median / 1e6:.2f} MB" if written.median is not None else ""
+        row[7] = "≤ 0.5 s and ≤ 5 MB written"
+        row[8] = verdict(met)
 
     def b11_rows(self) -> None:
         """B11: ours against its own targets (exactly once, >= 1000 triggers/s), and ttflow."""
