@@ -200,6 +200,7 @@ def test_public_names_are_pinned() -> None:
         "SideeffectError",
         "SideeffectInterrupted",
         "SideeffectUsageError",
+        "StateAppend",
         "StateChange",
         "StateLockedError",
         "Store",

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._records import PausedRun as PausedRun
     from ._records import RunHistoryEntry as RunHistoryEntry
     from ._records import RunInfo as RunInfo
+    from ._records import StateAppend as StateAppend
     from ._records import StateChange as StateChange
     from ._records import Trace as Trace
     from ._records import TraceExecution as TraceExecution
@@ -72,6 +73,7 @@ _LAZY: dict[str, str] = {
     "PausedRun": "._records",
     "RunHistoryEntry": "._records",
     "RunInfo": "._records",
+    "StateAppend": "._records",
     "StateChange": "._records",
     "Trace": "._records",
     "TraceExecution": "._records",
@@ -130,6 +132,7 @@ __all__ = [
     "SideeffectError",
     "SideeffectInterrupted",
     "SideeffectUsageError",
+    "StateAppend",
     "StateChange",
     "StateLockedError",
     "Store",
