@@ -266,6 +266,10 @@ def engine_snapshot() -> tuple[Path, str]:
         ).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(dest, filter="data")
+        # Compiled once, as pip compiles an installed package: otherwise a process run
+        # with PYTHONDONTWRITEBYTECODE compiles every module again, and B10 and every
+        # first run would time the compiler (the peers are pip-installed, compiled).
+        subprocess.run([str(VENV_PY), "-m", "compileall", "-q", str(dest / "src")], check=True)
     return dest / "src", commit
 
 
