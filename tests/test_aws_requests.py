@@ -144,3 +144,31 @@ async def test_waves_of_a_pass_do_not_grow_with_the_runs_it_resumes(
             # blob written; deletes are batched (1000 keys per request).
             assert requests_many - requests_few <= 2 * 90 + 4, scenario
     assert many["send_event()"][1] == 1
+
+
+#: Requests that change the store.
+WRITES = frozenset(
+    {"PutObject", "DeleteObject", "DeleteObjects", "PutItem", "DeleteItem", "BatchWriteItem"}
+)
+
+
+@pytest.mark.parametrize("kind", ["s3", "dynamodb"])
+async def test_an_idle_pass_writes_nothing_and_reads_in_two_waves(
+    kind: Literal["s3", "dynamodb"], aws_spec_factory: SpecFactory
+) -> None:
+    # The root and the inbox listing in one wave, the head in the next; no lease taken.
+    recorder = RequestRecorder()
+    async with _client(aws_spec_factory(kind), recorder) as client:
+        await client.run()  # the first pass (workflows_changed)
+        await client.send_event("spawn_paused")
+        await client.run()  # a paused run now waits for the next pass
+        await client.run()  # which resumes it
+        assert await client.run() == []  # (deletes what the resuming commit left behind)
+        recorder.reset()
+        assert await client.run() == []
+        assert recorder.waves <= 2, recorder.operations
+        assert not WRITES & set(recorder.operations), recorder.operations
+        traces = await client.traces()
+        assert len(traces) == 3  # one per pass that did something
+        await client.run()
+        assert await client.traces() == traces

@@ -46,6 +46,41 @@ async def test_traces_record_every_pass_that_did_something(make_client: MakeClie
     assert all(t.timestamp.tzinfo is not None for t in traces)
 
 
+WRITE_METHODS = ("write_root", "put_blobs", "delete_blobs", "inbox_put", "inbox_delete")
+
+
+@pytest.mark.all_stores
+async def test_an_idle_pass_writes_nothing_to_the_store(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No lease is taken and released, no trace kept: the store is only read (issue 14).
+    client = make_client()
+
+    @client.workflow()
+    async def wf(c: RunContext) -> None:
+        await c.pause_once()
+
+    await client.run("wf")
+    await client.run()  # resumes and finishes it
+    writes: list[str] = []
+    for name in WRITE_METHODS:
+        method = getattr(client.store, name)
+
+        async def counted(*args: Any, _name: str = name, _method: Any = method, **kw: Any) -> Any:
+            writes.append(_name)
+            return await _method(*args, **kw)
+
+        monkeypatch.setattr(client.store, name, counted)
+    root_before = await client.store.read_root()
+    assert await client.run() == []
+    assert await client.run() == []
+    assert writes == []
+    assert await client.store.read_root() == root_before
+    await client.send_event("nobody_listens")
+    assert await client.run() == []  # delivering an event is work: it is logged
+    assert "write_root" in writes
+
+
 @pytest.mark.all_stores
 async def test_client_set_state_takes_the_lock_and_emits_nothing(
     make_client: MakeClient,

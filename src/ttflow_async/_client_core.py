@@ -29,6 +29,7 @@ from ._errors import (
     StoreError,
     TtflowError,
 )
+from ._idle import IdleCheck
 from ._lease import Clock, Lease, LeaseLost
 from ._runner import MARKER_PREFIX, Pass, PassOptions, check_positive
 from ._stores import Store
@@ -120,6 +121,7 @@ class ClientCore:
         self._in_use = 0  # calls running on the store's connection
         self._deferred: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._passes: list[Pass] = []  # this client's passes in progress
+        self._idle = IdleCheck()  # decides idle passes without the lease
 
     # -- connections ---------------------------------------------------------------
 

@@ -82,7 +82,13 @@ class RunningMixin(ClientCore):
         key: str | None = None,
     ) -> list[WorkflowRunResult]:
         first_view = None
-        if trigger is not None and trigger not in self._registry.string_triggers():
+        if trigger is None:
+            idle, first_view = await self._idle.nothing_to_do(
+                self.store, self._registry, self.clock()
+            )
+            if idle:
+                return []  # nothing written, no trace (SPEC §9)
+        elif trigger not in self._registry.string_triggers():
             first_view, listened = await self._waiters_of(trigger)
             if not listened:
                 shown = trigger if len(trigger) <= 200 else trigger[:200] + "..."

@@ -1,0 +1,93 @@
+"""The pass with nothing to do, decided from reads alone (SPEC §9, issue 14).
+
+A cron tick or a schedule usually finds nothing to do. Taking the lease to find that
+out costs two root writes (on S3 and DynamoDB two request waves, on the local store two
+renames), so :func:`nothing_to_do` first looks without the lease: the root and the
+inbox listing are read concurrently, then the head the root names. The pass is idle
+when all of these hold:
+
+- no live lease (a held lock is reported as such by the normal path);
+- the definitions are those the store knows (no ``workflows_changed`` to deliver);
+- no workflow starts at every pass and no suspended run waits for ``_every``;
+- nothing was left pending by the wave cap, no run is paused until the next pass and
+  no timer or wait timeout is due;
+- the inbox is empty (not even items a commit consumed and left to delete).
+
+An idle pass then writes nothing and records no trace. Skipping the lease is safe:
+nothing is committed, so the outcome is that of a pass made at the moment of the reads;
+an event or trigger stored after them is delivered by the next pass, as it would be
+after a locked one. If the answer is "not idle", the view read here is handed to the
+normal path, which takes the lease over it without reading the root again.
+
+A client keeps the last head it found idle (:class:`IdleCheck`): blobs never change
+under their id, so a warm client's idle pass is the root and the inbox listing alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._concurrency import gather
+from ._errors import BlobNotFound
+from ._index import RunIndex
+from ._lease import lease_is_live
+from ._triggers import EVERY_EVENT
+from ._view import StoreView
+
+if TYPE_CHECKING:
+    from ._definitions import Registry
+    from ._stores import Store
+
+
+class IdleCheck:
+    """Decides idle passes of one client; remembers the last head found idle."""
+
+    def __init__(self) -> None:
+        self._head_id: str | None = None
+        self._head: dict[str, Any] | None = None
+
+    async def nothing_to_do(
+        self, store: Store, registry: Registry, now: float
+    ) -> tuple[bool, StoreView | None]:
+        """``(True, None)`` if a pass would do nothing, else ``(False, a view to reuse)``.
+
+        The view returned holds the root as read (its head loaded or not); None when a
+        commit replaced what was being read, so the normal path reads afresh.
+        """
+        found: list[Any] = await gather(lambda: StoreView.read(store), store.inbox_list)
+        view: StoreView = found[0]
+        if found[1] or lease_is_live(view.root, now):
+            return False, view
+        head_id: str | None = view.root.get("head")
+        try:
+            if head_id is not None and head_id == self._head_id and self._head is not None:
+                head = self._head  # never handed to a view: nothing mutates it
+            else:
+                await view.load_head()
+                head = view.head
+            if not _quiet(head, registry, now):
+                return False, view
+            index = RunIndex(head)
+            (shard,) = index.wait_shards([EVERY_EVENT])
+            if index.waits.ids[shard] is not None:  # a run may wait for ``_every``
+                if not view.head_loaded:
+                    await view.load_head()
+                if await view.has_waiters(EVERY_EVENT):
+                    return False, view
+        except BlobNotFound:  # a commit replaced the head since the root was read
+            return False, None
+        if head is not self._head:
+            self._head_id, self._head = head_id, head
+        return True, None
+
+
+def _quiet(head: dict[str, Any], registry: Registry, now: float) -> bool:
+    """Whether a head has nothing for a pass at ``now`` (``_every`` waiters aside)."""
+    index = RunIndex(head)
+    return not (
+        head["fp"] != registry.fingerprint()
+        or head.get("pending")
+        or index.next_run
+        or index.due_shards(now)
+        or registry.started_by_event(EVERY_EVENT)
+    )
