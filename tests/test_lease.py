@@ -9,12 +9,15 @@ real server; here it is reproduced on the memory store with a slow root write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import anyio
+import anyio.abc
 
 from ttflow_async import setup
 from ttflow_async._lease import Lease
+from ttflow_async._stores import RootConflict
 from ttflow_async._stores._memory import MemoryStore
 from ttflow_async._view import StoreView
 
@@ -81,3 +84,54 @@ async def test_a_release_after_the_commit_writes_nothing() -> None:
     await lease.release()
     after = await store.read_root()
     assert after == found
+
+
+class _LateRootWrites(MemoryStore):
+    """A memory store where a root write the caller gave up on is applied 50 ms later.
+
+    As a server does with a request whose client went away: it was sent, the answer
+    is lost, and it still lands after the client's next requests.
+    """
+
+    def __init__(self, tasks: anyio.abc.TaskGroup) -> None:
+        super().__init__()
+        self.tasks = tasks
+        self.delay_next = False
+        self.landed = anyio.Event()
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        if not self.delay_next:
+            return await super().write_root(data, expected, durable=durable)
+        self.delay_next = False
+        try:
+            await anyio.sleep(3600)  # the answer never comes back; the caller cancels
+        finally:
+            self.tasks.start_soon(self._land, data, expected)
+        raise AssertionError("unreachable")
+
+    async def _land(self, data: bytes, expected: str | None) -> None:
+        await anyio.sleep(0.05)
+        with contextlib.suppress(RootConflict):  # the CAS refuses it: fenced out
+            await super().write_root(data, expected)
+        self.landed.set()
+
+
+async def test_a_cancelled_acquire_whose_write_lands_late_leaves_no_lease() -> None:
+    # Found on DynamoDB under load: the undo read the root before the cancelled
+    # lease-taking write was applied, saw no lease and left; the write then landed and
+    # the store stayed locked until the lease expired.
+    async with anyio.create_task_group() as tasks:
+        store = _LateRootWrites(tasks)
+        async with setup(store) as client:
+            await client.run()
+        lease = Lease(store, lease_seconds=60)
+        store.delay_next = True
+        view = await StoreView.read(store)
+        with anyio.move_on_after(0.01):
+            await lease.try_acquire(view)
+        await store.landed.wait()
+    root = await _stored_root(store)
+    held = root["lease"]
+    assert not held or held["owner"] != lease.owner  # type: ignore[index]
+    async with setup(store) as client:
+        assert not await client.is_locked()

@@ -61,9 +61,9 @@ class Lease:
         """Take the lease over the root ``view`` read; False if a live lease is held.
 
         If the lease-taking write does not return normally (cancelled in flight, a
-        timeout, a lost answer), the server may still have applied it: a shielded read
-        of the root then releases a lease that carries this runner's token, so the store
-        is never left locked by a runner that does not know it holds the lease.
+        timeout, a lost answer), the server may have applied it, or may still apply it
+        later: :meth:`_undo_acquire` then fences it out or releases it, so the store is
+        never left locked by a runner that does not know it holds the lease.
         """
         if lease_is_live(view.root, self.clock()):
             return False
@@ -80,15 +80,32 @@ class Lease:
         finally:
             if not settled:
                 with anyio.move_on_after(RELEASE_SECONDS, shield=True):
-                    await self._undo_acquire()
+                    await self._undo_acquire(view)
         self.root = root
         view.root = root
         view.version = self.version
         return True
 
-    async def _undo_acquire(self) -> None:
-        """Release a lease whose taking write may or may not have been applied."""
+    async def _undo_acquire(self, view: StoreView) -> None:
+        """Undo a lease-taking write that may have been applied, or may still be.
+
+        A request whose answer was lost can land after the requests that follow it, so
+        reading the root is not enough: a root without our lease may still receive it.
+        First a CAS over the version the lease was taken from, with an expired lease of
+        a fresh owner (new content, so a new version even on a store whose version is a
+        hash of the bytes): once it succeeds the in-flight write can only fail. If that
+        CAS conflicts, the write landed (or another runner wrote): a lease of ours found
+        in the root is then released.
+        """
+        fence = {"owner": f"{self.owner}-undone-{os.urandom(4).hex()}", "expires": 0.0}
         try:
+            try:
+                await self.store.write_root(
+                    _json.dumps({**view.root, "lease": fence}), view.version, durable=False
+                )
+                return
+            except RootConflict:
+                pass
             found = await self.store.read_root()
             if found is None:
                 return
