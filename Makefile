@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 DEV_STAMP := $(VENV)/.installed-dev
 CLI_STAMP := $(VENV)/.installed-cli
 
-.PHONY: demo test lint typecheck check bench clean
+.PHONY: demo test soak lint typecheck check bench clean
+
+# Test processes (pytest-xdist): one per core; each starts its own servers.
+WORKERS ?= auto
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -24,7 +27,10 @@ demo: $(CLI_STAMP)  ## install and run the quickstart on the local file store
 	$(BIN)/python examples/quickstart.py
 
 test: $(DEV_STAMP)  ## install the test dependencies (when pyproject.toml changed) and run the suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS)
+
+soak: $(DEV_STAMP)  ## the suite with every stress test at its full size (tests/soak.py)
+	TTFLOW_SOAK=1 $(BIN)/python -m pytest -n $(WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/python -m ruff check .
