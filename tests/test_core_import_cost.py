@@ -118,6 +118,30 @@ def test_an_idle_run_loads_no_record_model(tmp_path: Path) -> None:
     assert fresh(code) == [[], False, False]
 
 
+def test_an_idle_run_of_a_fresh_process_loads_no_anyio_backend_nor_ctypes(
+    tmp_path: Path,
+) -> None:
+    # A cron tick is a fresh process whose run() usually finds nothing to do: it reads
+    # the store on asyncio alone (anyio's backend costs 20-30 ms to import, ctypes
+    # several more for the blob writes' syncfs). The first run() makes the store.
+    spec = f"local:{tmp_path / 'state.json'}"
+    code = (
+        "import asyncio, sys, ttflow_async\n"
+        "async def main() -> list[object]:\n"
+        f"    client = ttflow_async.setup({spec!r})\n"
+        "    @client.workflow(trigger='ping')\n"
+        "    async def ping(c: ttflow_async.RunContext) -> None:\n"
+        "        return None\n"
+        "    async with client:\n"
+        "        return await client.run()\n"
+        "results = asyncio.run(main())\n"
+        "print([results, [m for m in ('anyio._backends._asyncio', 'ctypes') "
+        "if m in sys.modules]])\n"
+    )
+    assert fresh(code)[0] == []  # the first run(): workflows_changed, blobs written
+    assert fresh(code) == [[], []]
+
+
 def test_the_pytest_plugin_and_testing_helpers_load_no_record_model() -> None:
     loaded = fresh(
         "import sys, ttflow_async.pytest_plugin, ttflow_async.testing; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -42,6 +43,23 @@ async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: in
 async def gather(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     """Await a few independent calls together (see :func:`gather_bounded`)."""
     return await gather_bounded(calls, len(calls) or 1)
+
+
+async def gather_reads(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Await a few independent reads together on asyncio alone (no anyio task group).
+
+    For the idle check (``_idle.py``): in a fresh process, the first anyio task group
+    imports anyio's asyncio backend (20-30 ms), which a pass with nothing to do need
+    not pay. The first failure is raised as itself; the other calls are cancelled.
+    """
+    tasks = [asyncio.ensure_future(call()) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _first_leaf(group: BaseExceptionGroup[Exception]) -> Exception:

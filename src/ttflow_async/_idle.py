@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._concurrency import gather
+from ._concurrency import gather_reads
 from ._errors import BlobNotFound
 from ._index import RunIndex
 from ._lease import lease_is_live
@@ -54,7 +54,7 @@ class IdleCheck:
         The view returned holds the root as read (its head loaded or not); None when a
         commit replaced what was being read, so the normal path reads afresh.
         """
-        found: list[Any] = await gather(lambda: StoreView.read(store), store.inbox_list)
+        found: list[Any] = await gather_reads(lambda: StoreView.read(store), store.inbox_list)
         view: StoreView = found[0]
         if found[1] or lease_is_live(view.root, now):
             return False, view

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 from . import _json
 from ._concurrency import gather
@@ -88,7 +87,7 @@ class StoreView:
         self.root = root
         self.version = version
         self.cache: dict[str, Any] = {}
-        self._inflight: dict[str, anyio.Event] = {}
+        self._inflight: dict[str, asyncio.Event] = {}
         self.new_blobs: dict[str, bytes] = {}
         self.garbage: set[str] = set()
         self.head: dict[str, Any] = empty_head()
@@ -136,7 +135,7 @@ class StoreView:
         missing = [i for i in ids if i not in self.cache and i not in self._inflight]
         others = {self._inflight[i] for i in ids if i not in self.cache and i in self._inflight}
         if missing:
-            done = anyio.Event()
+            done = asyncio.Event()  # asyncio: the idle check loads no anyio backend
             for blob_id in missing:
                 self._inflight[blob_id] = done
             try:

@@ -8,14 +8,16 @@ Layout, for ``local:state.json``::
     state.json.d/inbox/   one file per inbox item, created by write-temp + rename
 
 The root's version token is a hash of its bytes, so a CAS compares content, like an
-S3 ETag. All blocking file work runs in a worker thread, one hop per operation.
+S3 ETag. All blocking file work runs in a worker thread, one hop per operation: writes
+through anyio (a cancelled caller waits for the write to finish, so it never lands
+behind the caller's back), reads through asyncio's executor (a read has no effect to
+wait for, and an idle pass of a fresh process then never loads anyio's backend).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import hashlib
 import importlib
 import os
@@ -35,18 +37,38 @@ _T = TypeVar("_T")
 
 
 def _load_syncfs() -> Callable[[int], int] | None:
-    """``syncfs(2)`` flushes one file system in one call (Linux only)."""
+    """``syncfs(2)`` flushes one file system in one call (Linux only).
+
+    Loaded at the first blob write, not at import: ctypes costs a fresh process
+    several milliseconds that a pass which writes no blob need not pay.
+    """
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The C library is already loaded into the interpreter: look it up there.
+        libc = ctypes.CDLL(None, use_errno=True)
         syncfs: Callable[[int], int] = libc.syncfs
     except (OSError, AttributeError):
         return None
     return syncfs
 
 
-_SYNCFS = _load_syncfs()
+_SYNCFS: list[Callable[[int], int] | None] = []
+"""``[syncfs or None]`` once looked up."""
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    if not _SYNCFS:
+        _SYNCFS.append(_load_syncfs())
+    return _SYNCFS[0]
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def _version_of(data: bytes) -> str:
@@ -114,15 +136,28 @@ class LocalFileStore:
         return f"local:{self.root_path}"
 
     async def _in_thread(self, func: Callable[[], _T]) -> _T:
+        """Run a write in a worker thread; a cancelled caller waits for it to finish."""
         try:
             return await anyio.to_thread.run_sync(func)
         except (BlobNotFound, RootConflict):
             raise
         except OSError as exc:
-            raise StoreError(
-                f"the local store at {self.root_path} failed: {exc}; check that the folder "
-                "exists, is writable, and the disk is not full"
-            ) from exc
+            raise self._failed(exc) from exc
+
+    async def _read_in_thread(self, func: Callable[[], _T]) -> _T:
+        """Run a read in a worker thread of asyncio's executor."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, func)
+        except (BlobNotFound, RootConflict):
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: OSError) -> StoreError:
+        return StoreError(
+            f"the local store at {self.root_path} failed: {exc}; check that the folder "
+            "exists, is writable, and the disk is not full"
+        )
 
     def _make_dirs(self) -> None:
         if not self._ready:
@@ -159,7 +194,7 @@ class LocalFileStore:
         return data, _version_of(data)
 
     async def read_root(self) -> tuple[bytes, str] | None:
-        return await self._in_thread(self._read_root_sync)
+        return await self._read_in_thread(self._read_root_sync)
 
     def _write_root_sync(self, data: bytes, expected: str | None, durable: bool) -> str:
         with self._flock():
@@ -185,7 +220,8 @@ class LocalFileStore:
         self._make_dirs()
         # Write them all, then one syncfs() flushes them together: cheaper than an fsync
         # each already for two blobs (measured), and far cheaper for hundreds (Linux only).
-        one_flush = _SYNCFS is not None
+        syncfs = _syncfs()
+        one_flush = syncfs is not None
         for blob_id, data in blobs.items():
             _write_file(self.blob_dir / blob_id, data, sync=not one_flush)
         if not one_flush:
@@ -193,8 +229,8 @@ class LocalFileStore:
             return
         fd = os.open(self.blob_dir, os.O_RDONLY)
         try:
-            if _SYNCFS is not None and _SYNCFS(fd) != 0:
-                raise OSError(ctypes.get_errno(), "syncfs failed")
+            if syncfs is not None and syncfs(fd) != 0:
+                raise OSError(_errno(), "syncfs failed")
         finally:
             os.close(fd)
 
@@ -214,7 +250,7 @@ class LocalFileStore:
     async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
         if not ids:
             return {}
-        return await self._in_thread(lambda: self._get_blobs_sync(ids))
+        return await self._read_in_thread(lambda: self._get_blobs_sync(ids))
 
     def _delete_sync(self, folder: Path, ids: Collection[str]) -> None:
         for item_id in ids:
@@ -231,7 +267,7 @@ class LocalFileStore:
             return []
 
     async def list_blobs(self) -> list[str]:
-        return await self._in_thread(lambda: self._list_sync(self.blob_dir))
+        return await self._read_in_thread(lambda: self._list_sync(self.blob_dir))
 
     def _inbox_put_sync(self, item_id: str, data: bytes) -> None:
         self._make_dirs()
@@ -257,7 +293,7 @@ class LocalFileStore:
         return items
 
     async def inbox_list(self) -> list[tuple[str, bytes]]:
-        return await self._in_thread(self._inbox_list_sync)
+        return await self._read_in_thread(self._inbox_list_sync)
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         if ids:
