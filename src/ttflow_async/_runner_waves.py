@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 
 from . import _format, _json
+from ._concurrency import gather
 from ._context import RunState
 from ._runner_exec import PassExecution
 from ._runner_host import Delivery, RunOutcome
@@ -38,9 +39,8 @@ class PassWaves(PassExecution):
         view = self.view
         if view.head_loaded:  # read before the lease was taken; the head id is unchanged
             inbox = await self.store.inbox_list()
-        else:
-            await view.load_head()
-            inbox = await self.store.inbox_list()
+        else:  # the head and the inbox listing are independent: read them together
+            _, inbox = await gather(view.load_head, self.store.inbox_list)
         tg.start_soon(view.prefetch_log_tails)
         deliveries: list[Delivery] = []
         fingerprint = self.registry.fingerprint()
