@@ -10,7 +10,6 @@ lost.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from ._errors import (
     InvalidStateError,
     WorkflowDefinitionError,
 )
+from ._ids import random_uuid
 from ._journal import Suspend
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class CompositionMixin:
         hto = _seconds(heartbeat_timeout, "create_callback(heartbeat_timeout=...)")
         frame, entry = self._next("cb", name)
         if entry is None:
-            callback_id = str(uuid.uuid4())
+            callback_id = random_uuid()
             now = self._host.now()
             record = {"id": callback_id, "c": now, "to": to, "hto": hto}
             await self._host.create_callback(

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
-import typing_extensions
-
 from ._errors import SideeffectUsageError, WorkflowDefinitionError, WorkflowDirectCallError
 from ._retry import RetryPolicy
 from ._triggers import Trigger
@@ -51,6 +49,8 @@ def _portable_typeddict(annotation: Any) -> Any:
     """pydantic needs typing_extensions.TypedDict before Python 3.12: rebuild it as one."""
     if sys.version_info >= (3, 12) or not typing.is_typeddict(annotation):
         return annotation
+    import typing_extensions  # only here: it costs a fresh process ~5 ms to import
+
     hints = typing.get_type_hints(annotation)
     required = getattr(annotation, "__required_keys__", frozenset(hints))
     fields = {

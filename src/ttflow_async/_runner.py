@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from . import _format
 from ._errors import BlobNotFound, CorruptStateError, RootConflict, StoreError, TtflowError
+from ._ids import random_uuid
 from ._lease import LeaseLost
 from ._runner_exec import format_traceback, operations_of
 from ._runner_host import (
@@ -208,7 +208,7 @@ class Pass(PassWaves):
             )
         if executions or view.events.pending:
             view.traces.append(
-                _format.trace_entry(str(uuid.uuid4()), self.started, trigger, executions)
+                _format.trace_entry(random_uuid(), self.started, trigger, executions)
             )
 
     async def _commit(self, trigger: str | None) -> None:

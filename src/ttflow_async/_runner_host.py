@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +19,7 @@ from ._composition import callback_due, child_key
 from ._context import RunState
 from ._definitions import Registry
 from ._errors import BlobNotFound, InvalidStateError, WorkflowDefinitionError
+from ._ids import random_uuid
 from ._lease import Clock, Lease
 from ._list_state import ListAppends
 from ._retry import qualified_name
@@ -176,7 +176,7 @@ class PassHost(PassBase):
                 f"invoke({workflow_name!r}): no workflow of that name is registered; "
                 "check the name against client.workflows"
             )
-        run_id = str(uuid.uuid4())
+        run_id = random_uuid()
         await self.create_callback(child_key(run_id), {"r": parent, "s": "open", "k": "child"})
         payload = {"run_id": run_id, "parent": parent, "args": args}
         self.children.append(Delivery("child", workflow_name, payload))

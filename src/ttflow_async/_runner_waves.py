@@ -11,7 +11,6 @@ Once nothing is ready, the inbox is drained again, one wave per round, up to
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import anyio
@@ -20,6 +19,7 @@ import anyio.abc
 from . import _format, _json
 from ._concurrency import gather
 from ._context import RunState
+from ._ids import random_uuid
 from ._runner_exec import PassExecution
 from ._runner_host import Delivery, RunOutcome
 from ._triggers import EVERY_EVENT, WORKFLOWS_CHANGED_EVENT
@@ -151,7 +151,7 @@ class PassWaves(PassExecution):
                     self.changed = True
             for definition in starters:
                 run = RunState(
-                    run_id=str(uuid.uuid4()),
+                    run_id=random_uuid(),
                     workflow_name=definition.name,
                     args=_json.copy_json(delivery.args),
                     entries=[],

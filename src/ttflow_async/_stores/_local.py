@@ -22,7 +22,6 @@ import hashlib
 import importlib
 import os
 import sys
-import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +30,7 @@ from typing import TypeVar
 import anyio.to_thread
 
 from .._errors import StoreError
+from .._ids import random_hex
 from ._protocol import BlobNotFound, RootConflict
 
 _T = TypeVar("_T")
@@ -202,7 +202,7 @@ class LocalFileStore:
             current_version = None if current is None else current[1]
             if current_version != expected:
                 raise RootConflict(f"expected root version {expected}, found {current_version}")
-            tmp = self.root_path.with_name(f".{self.root_path.name}.{uuid.uuid4().hex}.tmp")
+            tmp = self.root_path.with_name(f".{self.root_path.name}.{random_hex()}.tmp")
             try:
                 _write_file(tmp, data, sync=durable)
                 os.replace(tmp, self.root_path)
