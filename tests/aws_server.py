@@ -20,6 +20,7 @@ prints its port on the first line.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -52,6 +53,11 @@ class _SerialApp:
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        # Read the whole body before taking the lock: a client stopped halfway through
+        # sending (SIGSTOP in the fencing test) must not hold every other client up.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
         with self._lock:
             # Consume the response inside the lock: the body is where moto does its work.
             result = self._app(environ, start_response)
