@@ -305,6 +305,7 @@ class Report:
         self.time_row("B10", "s3", 5, 1.3, "≥ 1.3×", label=" cold start")
         self.b11_rows()
         self.b12_row()
+        self.time_row("B13", "local", 200, 2, "≥ 2× (warm)", label=" idle pass")
         c = self.cell("B10", "importtime", 10)
         if c is not None:
             ours_imp = side(c["ours"]).median

@@ -120,6 +120,7 @@ def cells(quick: bool) -> list[Cell]:
         Cell("B10", "b10_cold_start.py", "importtime", 10, peer="pydantic", peer_reps=1),
         Cell("B11", "b11_many_callers.py", "local", 100 if quick else 250),
         Cell("B12", "b12_list_state.py", "local", 4000, peer_reps=1),
+        Cell("B13", "b13_idle_pass.py", "local", 200),
     ]
     return out
 
