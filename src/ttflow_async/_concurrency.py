@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -52,6 +51,8 @@ async def gather_reads(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     imports anyio's asyncio backend (20-30 ms), which a pass with nothing to do need
     not pay. The first failure is raised as itself; the other calls are cancelled.
     """
+    import asyncio  # here: importing this module must not import asyncio (B10)
+
     tasks = [asyncio.ensure_future(call()) for call in calls]
     try:
         return list(await asyncio.gather(*tasks))

@@ -17,7 +17,10 @@ An idle pass then writes nothing and records no trace. Skipping the lease is saf
 nothing is committed, so the outcome is that of a pass made at the moment of the reads;
 an event or trigger stored after them is delivered by the next pass, as it would be
 after a locked one. If the answer is "not idle", the view read here is handed to the
-normal path, which takes the lease over it without reading the root again.
+normal path, which takes the lease over it without reading the root, the head or the
+inbox again (if the lease is taken over this very root, no commit happened since, so
+every item listed is still there and no other was consumed; later items are found by
+the pass's drain of the inbox).
 
 A client keeps the last head it found idle (:class:`IdleCheck`): blobs never change
 under their id, so a warm client's idle pass is the root and the inbox listing alone.
@@ -56,7 +59,8 @@ class IdleCheck:
         """
         found: list[Any] = await gather_reads(lambda: StoreView.read(store), store.inbox_list)
         view: StoreView = found[0]
-        if found[1] or lease_is_live(view.root, now):
+        view.inbox = found[1]
+        if view.inbox or lease_is_live(view.root, now):
             return False, view
         head_id: str | None = view.root.get("head")
         try:

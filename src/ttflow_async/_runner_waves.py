@@ -38,7 +38,7 @@ class PassWaves(PassExecution):
     ) -> None:
         view = self.view
         if view.head_loaded:  # read before the lease was taken; the head id is unchanged
-            inbox = await self.store.inbox_list()
+            inbox = view.inbox if view.inbox is not None else await self.store.inbox_list()
         else:  # the head and the inbox listing are independent: read them together
             _, inbox = await gather(view.load_head, self.store.inbox_list)
         tg.start_soon(view.prefetch_log_tails)

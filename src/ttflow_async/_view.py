@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
@@ -28,6 +27,8 @@ from ._layout import (
 from ._stores import Store
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._lease import Lease
 
 logger = logging.getLogger("ttflow_async")
@@ -92,6 +93,8 @@ class StoreView:
         self.garbage: set[str] = set()
         self.head: dict[str, Any] = empty_head()
         self.head_loaded = False
+        #: The inbox as listed together with this root (by the idle check), if it was.
+        self.inbox: list[tuple[str, bytes]] | None = None
         self._bind_head()
 
     @classmethod
@@ -135,7 +138,9 @@ class StoreView:
         missing = [i for i in ids if i not in self.cache and i not in self._inflight]
         others = {self._inflight[i] for i in ids if i not in self.cache and i in self._inflight}
         if missing:
-            done = asyncio.Event()  # asyncio: the idle check loads no anyio backend
+            import asyncio  # not anyio's Event: the idle check loads no anyio backend
+
+            done = asyncio.Event()
             for blob_id in missing:
                 self._inflight[blob_id] = done
             try:

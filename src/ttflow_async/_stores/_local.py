@@ -16,7 +16,6 @@ wait for, and an idle pass of a fresh process then never loads anyio's backend).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import importlib
@@ -146,6 +145,8 @@ class LocalFileStore:
 
     async def _read_in_thread(self, func: Callable[[], _T]) -> _T:
         """Run a read in a worker thread of asyncio's executor."""
+        import asyncio  # here: importing the store must not import asyncio
+
         try:
             return await asyncio.get_running_loop().run_in_executor(None, func)
         except (BlobNotFound, RootConflict):
