@@ -11,7 +11,6 @@ from ._composition import child_key
 from ._concurrency import gather
 from ._context import check_state_name
 from ._errors import InvalidStateError, UnknownRunError
-from ._runner import _callback_ids
 from ._view import Rec, StoreView, commit_view
 
 if TYPE_CHECKING:
@@ -153,6 +152,8 @@ async def _close_callbacks(
     view: StoreView, target: str, rec: Rec, journal: Any, why: str | None, cancelled: str
 ) -> None:
     """A cancelled run's callbacks close; a child cancelled alone wakes its parent."""
+    from ._runner_host import _callback_ids
+
     for callback_id in _callback_ids(journal.get("entries") or []):
         await view.callback(callback_id)
         view.callbacks.delete(callback_id)

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from . import _format, _json
 from ._concurrency import gather
@@ -31,9 +31,12 @@ from ._errors import (
 )
 from ._idle import IdleCheck
 from ._lease import Clock, Lease, LeaseLost
-from ._runner import MARKER_PREFIX, Pass, PassOptions, check_positive
+from ._pass_options import MARKER_PREFIX, PassOptions, check_positive
 from ._stores import Store
 from ._view import StoreView, read_view
+
+if TYPE_CHECKING:
+    from ._runner import Pass
 
 logger = logging.getLogger("ttflow_async")
 

@@ -17,7 +17,6 @@ from ._errors import (
     UnknownTriggerError,
 )
 from ._lease import LeaseLost
-from ._runner import Pass
 from ._view import StoreView, read_view
 
 if TYPE_CHECKING:
@@ -104,6 +103,8 @@ class RunningMixin(ClientCore):
                 raise
             await self._queue("trigger", trigger, payload, key)
             raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
+        from ._runner import Pass  # here: an idle run() never loads the pass machinery
+
         runner = Pass(self._registry, lease, view, self._options, on_progress=on_progress)
         self._passes.append(runner)
         try:

@@ -21,7 +21,6 @@ errors ``run()`` raises, the trace and history records, the commit).
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -30,12 +29,11 @@ from . import _format
 from ._errors import BlobNotFound, CorruptStateError, RootConflict, StoreError, TtflowError
 from ._ids import random_uuid
 from ._lease import LeaseLost
+from ._pass_options import MARKER_PREFIX, PassOptions, check_positive
 from ._runner_exec import format_traceback, operations_of
 from ._runner_host import (
-    MARKER_PREFIX,
     Delivery,
     PassAborted,
-    PassOptions,
     _callback_ids,
     marker_blob_id,
 )
@@ -255,15 +253,3 @@ class Pass(PassWaves):
             )
             for run_id, o in self.outcomes.items()
         ]
-
-
-def check_positive(name: str, value: object) -> float:
-    """A finite number > 0 for an option, else ValueError naming it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number greater than 0, got {value!r}")
-    return float(value)

@@ -20,8 +20,9 @@ from ._context import RunState
 from ._definitions import Registry
 from ._errors import BlobNotFound, InvalidStateError, WorkflowDefinitionError
 from ._ids import random_uuid
-from ._lease import Clock, Lease
+from ._lease import Lease
 from ._list_state import ListAppends
+from ._pass_options import MARKER_PREFIX, PassOptions
 from ._retry import qualified_name
 from ._view import Rec, StoreView
 
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from ._records import RunStatus
 
 logger = logging.getLogger("ttflow_async")
-
-MARKER_PREFIX = "am-"
 
 
 class PassAborted(BaseException):
@@ -70,17 +69,6 @@ class RunOutcome:
     error_traceback: str | None = None
     result: Any = None
     rec: Rec | None = None
-
-
-@dataclass
-class PassOptions:
-    """What a pass is allowed to do (from ``setup()``)."""
-
-    max_concurrency: int = 64
-    max_waves: int = 100
-    run_timeout: float | None = None
-    idempotency_window: float = 86_400.0
-    clock: Clock = field(default=lambda: 0.0)
 
 
 def marker_blob_id(marker: str) -> str:
