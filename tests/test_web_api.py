@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
+from tests.soak import scale
 from ttflow_async import (
     Client,
     RunContext,
@@ -1148,7 +1149,7 @@ def test_no_request_drawn_from_the_openapi_schema_gets_a_server_error() -> None:
 
     schema = create_app(make_client(), token=TOKEN).openapi()
 
-    @settings(max_examples=120, deadline=None, database=None)
+    @settings(max_examples=scale(40, 200), deadline=None, database=None)
     @given(requests=st.lists(request_strategy(schema), min_size=1, max_size=4))
     def check(requests: list[Request]) -> None:
         client = make_client()
