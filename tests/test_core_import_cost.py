@@ -101,9 +101,10 @@ def test_a_run_still_returns_its_record_after_a_lazy_import() -> None:
     assert fresh(code) == ["WorkflowRunResult", "succeeded", 7, True]
 
 
-def test_an_idle_run_loads_no_record_model(tmp_path: Path) -> None:
-    spec = f"local:{tmp_path / 'state.json'}"
-    code = (
+def one_run(spec: str, report: str) -> str:
+    """A script: one ``run()`` without a trigger on ``spec``, then ``print(<report>)``
+    (``results`` names the run's results)."""
+    return (
         "import asyncio, sys, ttflow_async\n"
         "async def main() -> list[object]:\n"
         f"    client = ttflow_async.setup({spec!r})\n"
@@ -113,9 +114,14 @@ def test_an_idle_run_loads_no_record_model(tmp_path: Path) -> None:
         "    async with client:\n"
         "        return await client.run()\n"
         "results = asyncio.run(main())\n"
-        "print([results, 'ttflow_async._records' in sys.modules, 'pydantic_core' in sys.modules])\n"
+        f"print({report})\n"
     )
-    assert fresh(code) == [[], False, False]
+
+
+def test_an_idle_run_loads_no_record_model(tmp_path: Path) -> None:
+    spec = f"local:{tmp_path / 'state.json'}"
+    report = "[results, 'ttflow_async._records' in sys.modules, 'pydantic_core' in sys.modules]"
+    assert fresh(one_run(spec, report)) == [[], False, False]
 
 
 COLD_IDLE_SKIPS = (
@@ -137,18 +143,9 @@ def test_an_idle_run_of_a_fresh_process_loads_no_anyio_backend_nor_ctypes(
     # the store on asyncio alone (anyio's backend costs 20-30 ms to import, ctypes
     # several more for the blob writes' syncfs; ids are made without ``uuid``, which
     # imports ``platform``). The first run() makes the store.
-    spec = f"local:{tmp_path / 'state.json'}"
-    code = (
-        "import asyncio, sys, ttflow_async\n"
-        "async def main() -> list[object]:\n"
-        f"    client = ttflow_async.setup({spec!r})\n"
-        "    @client.workflow(trigger='ping')\n"
-        "    async def ping(c: ttflow_async.RunContext) -> None:\n"
-        "        return None\n"
-        "    async with client:\n"
-        "        return await client.run()\n"
-        "results = asyncio.run(main())\n"
-        f"print([results, [m for m in {COLD_IDLE_SKIPS!r} if m in sys.modules]])\n"
+    code = one_run(
+        f"local:{tmp_path / 'state.json'}",
+        f"[results, [m for m in {COLD_IDLE_SKIPS!r} if m in sys.modules]]",
     )
     assert fresh(code)[0] == []  # the first run(): workflows_changed, blobs written
     assert fresh(code) == [[], []]
