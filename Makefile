@@ -8,8 +8,9 @@ CLI_STAMP := $(VENV)/.installed-cli
 
 .PHONY: demo test soak lint typecheck check bench clean
 
-# Test processes (pytest-xdist): one per core; each starts its own servers.
-WORKERS ?= auto
+# Test processes (pytest-xdist), each with its own servers: twice the cores, as the tests
+# mostly wait on servers, subprocesses and disks (2 cores: 5:28 with 2 workers, 4:33 with 4).
+WORKERS ?= $(shell $(PY) -c "import os; print(2 * (os.cpu_count() or 1))")
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
