@@ -68,7 +68,7 @@ def test_eight_racing_processes_run_every_trigger_exactly_once(
 ) -> None:
     # On moto, SeaweedFS and DynamoDB Local (``aws_target``).
     spec = aws_spec_factory(aws_target.kind)
-    processes, runs = 8, scale(10, 40)
+    processes, runs = 8, scale(6, 40)
     context = forkserver()
     workers = [
         context.Process(
@@ -219,7 +219,7 @@ def test_sigkill_during_commit_leaves_the_store_before_or_after(
     # On moto, SeaweedFS and DynamoDB Local (``aws_target``). Every write request of a
     # pass is a kill point, before it is sent and after its answer, and each is hit
     # once, in a shuffled order (15 writes on S3: 30 kills; 5 on DynamoDB: 10). Quick
-    # runs hit 12 of them, drawn at random each time; ``TTFLOW_SOAK=1`` hits them all.
+    # runs hit 8 of them, drawn at random each time; ``TTFLOW_SOAK=1`` hits them all.
     kind = aws_target.kind
     spec = aws_spec_factory(kind)
     rounds = 1
@@ -270,7 +270,7 @@ def test_sigkill_during_commit_leaves_the_store_before_or_after(
         else:
             assert code == 0
             most_writes = max(most_writes, json.loads(out.read_text())["writes"])
-            wanted = max(wanted, min(rounds * 2 * most_writes, scale(12, 10**6)))
+            wanted = max(wanted, min(rounds * 2 * most_writes, scale(8, 10**6)))
         committed = anyio.run(verify, before)
         key = f"{phase}-{kill_at if code else 'none'}-{'after' if committed else 'before'}"
         outcomes[key] = outcomes.get(key, 0) + 1

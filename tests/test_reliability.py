@@ -154,7 +154,7 @@ async def test_fault_injection_never_fails_a_run_nor_tears_the_state(
     make_client: MakeClient, store_kind: str, seed: int
 ) -> None:
     """A StoreError at call positions of a pass in turn: 300 tries on memory and local,
-    40 on each AWS store (100 with ``TTFLOW_SOAK=1``; an AWS try costs ~0.4 s)."""
+    24 on each AWS store (100 with ``TTFLOW_SOAK=1``; an AWS try costs ~0.4 s)."""
     if store_kind in ("s3", "dynamodb") and seed:
         pytest.skip("one seed (100 tries) on the AWS stores keeps the suite short")
     plain = make_client()
@@ -182,8 +182,8 @@ async def test_fault_injection_never_fails_a_run_nor_tears_the_state(
     async def count(c: RunContext, args: dict[str, Any]) -> None:
         await c.add_list_state("seen", args["i"])
 
-    # On the AWS stores 40 quick tries still fail each of the 24 call positions once.
-    tries = 100 if store_kind in ("memory", "local") else scale(40, 100)
+    # On the AWS stores 24 quick tries fail each of the 24 call positions once.
+    tries = 100 if store_kind in ("memory", "local") else scale(24, 100)
     committed: list[int] = []
     for attempt in range(tries):
         i = seed * tries + attempt
@@ -494,7 +494,7 @@ async def test_random_cancels_of_run_never_tear_the_state_nor_leave_the_lease(
             await client.run("bump")
             timings.append(anyio.current_time() - started)
         span = max(timings) * 1.2
-        cancels = 200 if store_kind in ("memory", "local") else scale(60, 200)
+        cancels = 200 if store_kind in ("memory", "local") else scale(40, 200)
         for _ in range(cancels):
             with anyio.move_on_after(rng.uniform(0, span)):
                 await client.run("bump")

@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 SENDERS = 8
 RUNNERS = 2
-#: Events sent in all; on the AWS stores 8 x 24 quick, 8 x 63 with ``TTFLOW_SOAK=1``.
-EVENTS = {"memory": 0, "local": 2000, "s3": scale(192, 504), "dynamodb": scale(192, 504)}
+#: Events sent in all; on the AWS stores 8 x 12 quick, 8 x 63 with ``TTFLOW_SOAK=1``.
+EVENTS = {"memory": 0, "local": 2000, "s3": scale(96, 504), "dynamodb": scale(96, 504)}
 
 
 def _start(*args: str) -> subprocess.Popen[bytes]:
