@@ -69,9 +69,9 @@ class IdleCheck:
             else:
                 await view.load_head()
                 head = view.head
-            if not _quiet(head, registry, now):
-                return False, view
             index = RunIndex(head)
+            if not _quiet(head, index, registry, now):
+                return False, view
             (shard,) = index.wait_shards([EVERY_EVENT])
             if index.waits.ids[shard] is not None:  # a run may wait for ``_every``
                 if not view.head_loaded:
@@ -85,9 +85,9 @@ class IdleCheck:
         return True, None
 
 
-def _quiet(head: dict[str, Any], registry: Registry, now: float) -> bool:
-    """Whether a head has nothing for a pass at ``now`` (``_every`` waiters aside)."""
-    index = RunIndex(head)
+def _quiet(head: dict[str, Any], index: RunIndex, registry: Registry, now: float) -> bool:
+    """Whether a head (and its index) has nothing for a pass at ``now`` (``_every``
+    waiters aside)."""
     return not (
         head["fp"] != registry.fingerprint()
         or head.get("pending")

@@ -17,6 +17,7 @@ wait for, and an idle pass of a fresh process then never loads anyio's backend).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import os
@@ -35,7 +36,8 @@ from ._protocol import BlobNotFound, RootConflict
 _T = TypeVar("_T")
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
     """``syncfs(2)`` flushes one file system in one call (Linux only).
 
     Loaded at the first blob write, not at import: ctypes costs a fresh process
@@ -52,22 +54,6 @@ def _load_syncfs() -> Callable[[int], int] | None:
     except (OSError, AttributeError):
         return None
     return syncfs
-
-
-_SYNCFS: list[Callable[[int], int] | None] = []
-"""``[syncfs or None]`` once looked up."""
-
-
-def _syncfs() -> Callable[[int], int] | None:
-    if not _SYNCFS:
-        _SYNCFS.append(_load_syncfs())
-    return _SYNCFS[0]
-
-
-def _errno() -> int:
-    import ctypes
-
-    return ctypes.get_errno()
 
 
 def _version_of(data: bytes) -> str:
@@ -231,7 +217,9 @@ class LocalFileStore:
         fd = os.open(self.blob_dir, os.O_RDONLY)
         try:
             if syncfs is not None and syncfs(fd) != 0:
-                raise OSError(_errno(), "syncfs failed")
+                import ctypes  # loaded already: _syncfs() found syncfs through it
+
+                raise OSError(ctypes.get_errno(), "syncfs failed")
         finally:
             os.close(fd)
 
