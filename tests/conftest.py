@@ -35,6 +35,16 @@ ENGINE_SUITES = frozenset(
 MakeClient = Callable[..., Client]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests (``@pytest.mark.slow``) first, in a stable order.
+
+    xdist hands tests out in collection order: started first, the long ones run beside
+    the short ones, which then fill the gaps, instead of one of them running alone at
+    the end while the other workers sit idle.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``store_kind``: every store, or memory and local in the engine suites."""
     if "store_kind" not in metafunc.fixturenames:

@@ -1,11 +1,17 @@
-"""The command line, driven through the real ``ttflow-async`` console script.
+"""The command line: exit codes and output, against a local file store in the test's folder.
 
-Every test runs the installed script (or a ``run_cli`` script) in a subprocess against
-a local file store in the test's own folder, and checks exit codes and output.
+Most tests call the console script's ``main()`` in this process (:func:`cli`): the same
+argument parsing, app loading, output and exit codes, without starting an interpreter
+per call. The few things only a real process shows run the installed script in a
+subprocess (:func:`cli_process`, ``subprocess`` directly): the script itself, a lock
+held by another process, an importable module on the path, environment-only loading,
+the dashboard's server, a terminal, and imports that must not happen.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -14,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +102,51 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def cli(
+@dataclass
+class Done:
+    """What a command line call left: its exit code and output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(app_dir: Path, *args: str, env: dict[str, str] | None = None) -> Done:
+    """``ttflow-async --app <app_dir>/flows.py:client ARGS``, in this process.
+
+    The console script's ``main()`` with that argv and environment, stdout and stderr
+    captured. The app module it loads, the path entry it adds and the environment are
+    put back afterwards, so every call loads ``flows.py`` afresh, as a process would.
+    """
+    from ttflow_async.cli import main
+
+    argv = ["ttflow-async", "--app", f"{app_dir / 'flows.py'}:client", *args]
+    saved_env, saved_argv, saved_path = dict(os.environ), sys.argv, list(sys.path)
+    loaded = set(sys.modules)
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env or _env())
+    sys.argv = argv
+    code: int = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exited:
+        code = exited.code if isinstance(exited.code, int) else 0 if exited.code is None else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        for name in set(sys.modules) - loaded:
+            if str(app_dir) in str(getattr(sys.modules[name], "__file__", None) or ""):
+                del sys.modules[name]
+    return Done(code, out.getvalue(), err.getvalue())
+
+
+def cli_process(
     app_dir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``ttflow-async --app <app_dir>/flows.py:client ARGS`` and capture its output."""
+    """Run the installed ``ttflow-async --app <app_dir>/flows.py:client ARGS`` script."""
     return subprocess.run(
         [str(CONSOLE_SCRIPT), "--app", f"{app_dir / 'flows.py'}:client", *args],
         capture_output=True,
@@ -563,7 +611,7 @@ def test_dashboard_on_a_port_in_use_exits_2_with_a_sentence(app_dir: Path) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = cli(app_dir, "dashboard", "--port", str(port))
+        done = cli_process(app_dir, "dashboard", "--port", str(port))
     assert done.returncode == 2
     assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr

@@ -1143,6 +1143,7 @@ async def send_and_check(client: Client, app: FastAPI, requests: list[Request]) 
                 TypeAdapter(models[(method, template)]).validate_python(body)
 
 
+@pytest.mark.slow
 def test_no_request_drawn_from_the_openapi_schema_gets_a_server_error() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
