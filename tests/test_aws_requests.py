@@ -146,42 +146,6 @@ async def test_waves_of_a_pass_do_not_grow_with_the_runs_it_resumes(
     assert many["send_event()"][1] == 1
 
 
-@pytest.mark.parametrize("kind", ["s3", "dynamodb"])
-async def test_a_pass_with_a_trigger_reads_and_takes_the_lease_in_two_waves(
-    kind: Literal["s3", "dynamodb"], aws_spec_factory: SpecFactory
-) -> None:
-    # Wave 1 reads the root; wave 2 takes the lease and reads the head and the inbox
-    # listing with it. (Before: the head and the inbox came in a third wave.)
-    recorder = RequestRecorder()
-    calls: list[tuple[int, str]] = []  # (wave, operation), in call order
-
-    def log(model: Any, **_: Any) -> None:
-        calls.append((recorder.waves, model.name))
-
-    recorder.session.events.register("before-call", log)
-    client = _client(aws_spec_factory(kind), recorder)
-    before_the_body: list[int] = []
-
-    @client.workflow()
-    async def probe(c: RunContext) -> None:
-        before_the_body.append(len(calls))
-
-    await client.run()  # the first pass (workflows_changed); not entered: no deferred work
-    recorder.reset()
-    calls.clear()
-    assert [r.status for r in await client.run("probe")] == ["succeeded"]
-    before = calls[: before_the_body[0]]
-    root_read, write, head_read, listing = (
-        ("GetObject", "PutObject", "GetObject", "ListObjectsV2")
-        if kind == "s3"
-        else ("GetItem", "PutItem", "BatchGetItem", "Query")
-    )
-    assert before[0] == (1, root_read), before
-    assert [name for wave, name in before if wave == 1] == [root_read], before
-    second = [name for wave, name in before if wave == 2]
-    assert sorted(second) == sorted([write, head_read, listing]), before
-
-
 #: Requests that change the store.
 WRITES = frozenset(
     {"PutObject", "DeleteObject", "DeleteObjects", "PutItem", "DeleteItem", "BatchWriteItem"}

@@ -14,7 +14,6 @@ import json
 
 import anyio
 import anyio.abc
-import pytest
 
 from ttflow_async import setup
 from ttflow_async._lease import Lease
@@ -136,36 +135,3 @@ async def test_a_cancelled_acquire_whose_write_lands_late_leaves_no_lease() -> N
     assert not held or held["owner"] != lease.owner  # type: ignore[index]
     async with setup(store) as client:
         assert not await client.is_locked()
-
-
-async def test_a_head_read_failing_beside_the_lease_write_is_read_again_or_reported() -> None:
-    # A pass reads the head and the inbox alongside its lease-taking write. A read that
-    # fails there is made again by the pass; one that keeps failing fails run() as a
-    # store error, and the lease is released either way.
-    from tests.faulty_store import FaultyStore
-    from ttflow_async import RunContext, StoreError
-
-    faulty = FaultyStore(MemoryStore())
-    client = setup(faulty)
-
-    @client.workflow()
-    async def wf(c: RunContext) -> None:
-        pass
-
-    await client.run("wf")
-    faulty.fail_names = {"get_blobs"}
-    faulty.fail_at = faulty.calls  # the next blob read: the head, beside the lease write
-    assert [r.status for r in await client.run("wf")] == ["succeeded"]
-    assert faulty.failed_call == "get_blobs"
-    assert not await client.is_locked()
-
-    async def head_reads_fail(name: str) -> None:
-        if name == "get_blobs":
-            raise StoreError("injected: every blob read fails")
-
-    faulty.before_call = head_reads_fail
-    with pytest.raises(StoreError):
-        await client.run("wf")
-    faulty.before_call = None
-    assert not await client.is_locked()
-    assert [r.status for r in await client.run("wf")] == ["succeeded"]

@@ -97,7 +97,7 @@ class RunningMixin(ClientCore):
                 )
         lease = self._lease()
         try:
-            view = await lease.acquire(lock_timeout, first_view=first_view, read_ahead=True)
+            view = await lease.acquire(lock_timeout, first_view=first_view)
         except StateLockedError:
             if trigger is None:
                 raise

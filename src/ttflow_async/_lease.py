@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 from . import _json
-from ._concurrency import gather
 from ._errors import StateLockedError, TtflowError
 from ._layout import decode_root
 from ._stores import RootConflict, Store
@@ -128,81 +126,23 @@ class Lease:
             )
 
     async def acquire(
-        self,
-        wait_seconds: float | None,
-        *,
-        first_view: StoreView | None = None,
-        read_ahead: bool = False,
+        self, wait_seconds: float | None, *, first_view: StoreView | None = None
     ) -> StoreView:
         """Take the lease, waiting up to ``wait_seconds``; returns the view it read.
 
         ``first_view``, a view read just before, saves a read of the root when it is
-        still current. ``read_ahead`` (a pass) reads the head and the inbox alongside
-        the lease-taking write (:meth:`_acquire_reading_ahead`).
+        still current.
         """
         deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
         delay = 0.02
         while True:
             view, first_view = first_view or await StoreView.read(self.store), None
-            taken = (
-                await self._acquire_reading_ahead(view)
-                if read_ahead
-                else await self.try_acquire(view)
-            )
-            if taken:
+            if await self.try_acquire(view):
                 return view
             if deadline is None or time.monotonic() >= deadline:
                 raise StateLockedError(self.locked_message(queued=False), queued=False)
             await anyio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
-
-    async def _acquire_reading_ahead(self, view: StoreView) -> bool:
-        """:meth:`try_acquire`, reading the head and the inbox alongside the write.
-
-        The pass needs both once the lease is taken, so a pass starts after two
-        sequential waves (the root; the lease-taking write, the head and the inbox
-        listing together) instead of three. Safe: blobs never change under their id, so
-        if the lease is taken over this root, the head it names is current; and no
-        commit happened since the root was read, so every inbox item listed is still
-        there and none was consumed by another pass (items put later are found by the
-        pass's drain of the inbox). A read that failed leaves its part of the view
-        unread: the pass reads it again, and reports a failure as any pass does. A
-        caller cancelled after the write took the lease releases it before it leaves.
-        """
-        if lease_is_live(view.root, self.clock()):
-            return False
-        reads: list[Callable[[], Awaitable[None]]] = []
-        if not view.head_loaded and view.root.get("head"):
-            reads.append(view.load_head)
-        if view.inbox is None:
-
-            async def list_inbox() -> None:
-                view.inbox = await self.store.inbox_list()
-
-            reads.append(list_inbox)
-        if not reads:
-            return await self.try_acquire(view)
-
-        def settled(read: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-            async def call() -> None:
-                with contextlib.suppress(Exception):  # read again by the pass
-                    await read()
-
-            return call
-
-        taken = False
-
-        async def take() -> None:
-            nonlocal taken
-            taken = await self.try_acquire(view)
-
-        try:
-            await gather(take, *map(settled, reads))
-        except BaseException:  # cancelled while a read was still going: give it back
-            if taken:
-                await self.release()
-            raise
-        return taken
 
     def locked_message(self, *, queued: bool) -> str:
         """What a StateLockedError says, with or without a queued trigger."""

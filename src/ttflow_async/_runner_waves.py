@@ -37,13 +37,10 @@ class PassWaves(PassExecution):
         self, trigger: str | None, args: Any, key: str | None, tg: anyio.abc.TaskGroup
     ) -> None:
         view = self.view
-        # The head and the inbox listing were read alongside the lease-taking write
-        # (``Lease.acquire``); what was not is read now, together.
-        reads = [view.load_head] if not view.head_loaded else []
-        if view.inbox is None:
-            reads.append(self._list_inbox)
-        await gather(*reads)
-        inbox = view.inbox or []
+        if view.head_loaded:  # read before the lease was taken; the head id is unchanged
+            inbox = view.inbox if view.inbox is not None else await self.store.inbox_list()
+        else:  # the head and the inbox listing are independent: read them together
+            _, inbox = await gather(view.load_head, self.store.inbox_list)
         tg.start_soon(view.prefetch_log_tails)
         deliveries: list[Delivery] = []
         fingerprint = self.registry.fingerprint()
@@ -90,9 +87,6 @@ class PassWaves(PassExecution):
             due = []
             deliveries = [Delivery("event", n, a) for n, a in self.emitted] + self.children
             self.emitted, self.children = [], []
-
-    async def _list_inbox(self) -> None:
-        self.view.inbox = await self.store.inbox_list()
 
     async def _leave_pending(
         self, deliveries: list[Delivery], due: list[tuple[str, Rec, str]]
