@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +101,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Done:
-    """What a command line call left: its exit code and output."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli(app_dir: Path, *args: str, env: dict[str, str] | None = None) -> Done:
+def cli(
+    app_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``ttflow-async --app <app_dir>/flows.py:client ARGS``, in this process.
 
     The console script's ``main()`` with that argv and environment, stdout and stderr
@@ -140,7 +132,7 @@ def cli(app_dir: Path, *args: str, env: dict[str, str] | None = None) -> Done:
         for name in set(sys.modules) - loaded:
             if str(app_dir) in str(getattr(sys.modules[name], "__file__", None) or ""):
                 del sys.modules[name]
-    return Done(code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def cli_process(
