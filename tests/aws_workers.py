@@ -1,15 +1,13 @@
 """Runner processes for the AWS race, fencing and crash tests.
 
-Each function here is the body of a real OS process (started through a forkserver
-that has already imported aioboto3 and ttflow_async, so a process starts fast). The
-processes share nothing with the test but the store itself.
+Each function here is the body of a real OS process, forked from the warmed forkserver
+of ``tests/workers/forkserver.py`` so that it starts fast. The processes share nothing
+with the test but the store itself.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import multiprocessing.context
 import os
 import signal
 import time
@@ -20,16 +18,10 @@ import aioboto3
 import anyio
 
 from ttflow_async import Client, RunContext, StateLockedError, event_trigger, setup
+from ttflow_async._stores import _aws
 
 #: Requests that change the store (the others only read it).
 WRITE_OPERATIONS = frozenset({"PutObject", "DeleteObjects", "PutItem", "BatchWriteItem"})
-
-
-def forkserver() -> multiprocessing.context.ForkServerContext:
-    """A multiprocessing context whose processes fork from a preloaded server."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tests.aws_workers"])
-    return context
 
 
 def aws_environment() -> dict[str, str]:
@@ -119,7 +111,9 @@ def crash_trial(spec: str, env: dict[str, str], kill_at: int, phase: str, out: s
     makes fewer writes, it completes and records how many it made.
     """
     os.environ.update(env)
-    session = aioboto3.Session()
+    # The default session, warmed by the forkserver (tests/aws_preload.py): this process
+    # is the only one to see the hooks registered on it.
+    session = _aws.default_session(aioboto3)
     writes = 0
 
     def before_call(model: Any, context: dict[str, Any], **_: Any) -> None:

@@ -25,11 +25,11 @@ from tests.aws_workers import (
     build_client,
     crash_trial,
     fenced_runner,
-    forkserver,
     race_worker,
 )
 from tests.real_servers import AwsTarget
 from tests.soak import scale
+from tests.workers.forkserver import forkserver
 from ttflow_async import Client
 from ttflow_async._view import read_view
 

@@ -1,16 +1,17 @@
-"""Workflows and a worker loop for the crash and multi-process tests.
+"""Workflows and runner processes for the crash and multi-process tests.
 
-Run as ``python -m tests.workers.durability_flows MODE SPEC START COUNT``:
+Each ``*_process`` function is the body of a real OS process, forked from the warmed
+forkserver of ``tests/workers/forkserver.py``; it reports to the test over a pipe:
 
-- ``crash``: for i in START..START+COUNT-1: send the event ``tick`` i, print
-  ``sent i`` once it is stored, then ``run()``. The parent kills it at random points.
-- ``race``: for i in START..START+COUNT-1: ``run("bump", i)``; a trigger that meets a
-  held lock is queued and counted as fired later. Prints ``done`` at the end.
+- ``crash_process``: for i in START..START+COUNT-1: send the event ``tick`` i, report
+  ``("sent", i)`` once it is stored, then ``run()``. The test kills it at random points.
+- ``race_process``: for i in START..START+COUNT-1: ``run("bump", i)``; a trigger that
+  meets a held lock is queued and counted as fired later. Reports ``("done",)``.
 """
 
 from __future__ import annotations
 
-import sys
+from multiprocessing.connection import Connection
 from typing import Any
 
 import anyio
@@ -37,17 +38,21 @@ def make_client(spec: str, **options: Any) -> Client:
     return client
 
 
-async def crash_loop(spec: str, start: int, count: int) -> None:
+async def _crash_loop(spec: str, start: int, count: int, report: Connection) -> None:
     client = make_client(spec, lease_seconds=0.3)
     async with client:
-        print("ready", flush=True)
+        report.send(("ready",))
         for i in range(start, start + count):
             await client.send_event("tick", i)
-            print(f"sent {i}", flush=True)
+            report.send(("sent", i))  # one small write to a pipe: whole or not at all
             await client.run(lock_timeout=10)
 
 
-async def race_loop(spec: str, start: int, count: int) -> None:
+def crash_process(spec: str, start: int, count: int, report: Connection) -> None:
+    anyio.run(_crash_loop, spec, start, count, report)
+
+
+async def _race_loop(spec: str, start: int, count: int) -> None:
     client = make_client(spec)
     async with client:
         for i in range(start, start + count):
@@ -56,14 +61,8 @@ async def race_loop(spec: str, start: int, count: int) -> None:
             except StateLockedError as exc:
                 if not exc.queued:
                     raise
-    print("done", flush=True)
 
 
-def main() -> None:
-    mode, spec, start, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    loop = crash_loop if mode == "crash" else race_loop
-    anyio.run(loop, spec, start, count)
-
-
-if __name__ == "__main__":
-    main()
+def race_process(spec: str, start: int, count: int, report: Connection) -> None:
+    anyio.run(_race_loop, spec, start, count)
+    report.send(("done",))
