@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import aioboto3
+import anyio
 import pytest
 
 from tests.soak import scale
-from ttflow_async import Client, RunContext, event_trigger, setup
+from ttflow_async import Client, RunContext, StoreError, event_trigger, setup
 
 pytestmark = pytest.mark.aws
 
@@ -176,3 +177,74 @@ async def test_an_idle_pass_writes_nothing_and_reads_in_two_waves(
         assert len(traces) == 3  # one per pass that did something
         await client.run()
         assert await client.traces() == traces
+
+
+async def test_a_pass_does_not_read_the_inbox_items_its_client_is_still_deleting(
+    aws_spec_factory: SpecFactory,
+) -> None:
+    # An entered client deletes what a commit consumed alongside its next call; that
+    # call's inbox listing may still see those items. Reading their bodies is wasted
+    # (the head names them consumed): one GET per item, 100 extra requests for 100 runs.
+    recorder = RequestRecorder()
+    inbox_gets = 0
+
+    def count_inbox_gets(model: Any, params: dict[str, Any], **_: Any) -> None:
+        nonlocal inbox_gets
+        if model.name == "GetObject" and "/inbox/" in params["url_path"]:
+            inbox_gets += 1
+
+    recorder.session.events.register("before-call", count_inbox_gets)
+    async with _client(aws_spec_factory("s3"), recorder) as client:
+        await client.run()
+        await _spawn(client, "spawn_paused", 20)  # consumes 20 inbox items
+        inbox_gets = 0
+        results = await client.run()
+        assert [r.status for r in results] == ["succeeded"] * 20
+        assert inbox_gets == 0
+        # Nothing was lost or left behind: a new event is still read and delivered.
+        await client.send_event("spawn_paused")
+        (started,) = await client.run()
+        assert started.status == "paused"
+        assert inbox_gets >= 1
+    assert await client.store.inbox_list() == []
+
+
+async def test_an_inbox_listing_during_a_delete_that_fails_still_returns_the_items(
+    aws_spec_factory: SpecFactory,
+) -> None:
+    recorder = RequestRecorder()
+    deleting, fail = anyio.Event(), anyio.Event()
+
+    async def hold_then_fail(model: Any, **_: Any) -> None:
+        if model.name == "DeleteObjects":
+            deleting.set()
+            await fail.wait()
+            raise OSError("the network went away")
+
+    recorder.session.events.register("before-call", hold_then_fail)
+    async with _client(aws_spec_factory("s3"), recorder) as client:
+        store = client.store
+        await store.inbox_put("a", b"1")
+        await store.inbox_put("b", b"2")
+        listed: list[tuple[str, bytes]] = []
+
+        async def delete() -> None:
+            with pytest.raises(StoreError):
+                await store.inbox_delete(["a"])
+
+        async def list_then_fail() -> None:
+            await deleting.wait()
+            async with anyio.create_task_group() as tg:
+
+                async def listing() -> None:
+                    listed.extend(await store.inbox_list())
+
+                tg.start_soon(listing)
+                await anyio.sleep(0.2)  # the listing waits for the delete in flight
+                assert listed == []
+                fail.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(delete)
+            tg.start_soon(list_then_fail)
+        assert listed == [("a", b"1"), ("b", b"2")]

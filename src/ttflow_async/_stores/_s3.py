@@ -31,6 +31,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
+import anyio
+
 from .._concurrency import gather_bounded
 from .._errors import StoreError
 from ._aws_errors import error_code, http_status
@@ -57,6 +59,16 @@ def _bucket_missing(exc: BaseException) -> bool:
     return cause is not None and (
         error_code(cause) in ("NoSuchBucket", "404") or http_status(cause) == 404
     )
+
+
+class _Deletion:
+    """The inbox items one ``inbox_delete`` call is deleting, and whether it succeeded."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.ok = False
 
 
 class S3Store(AwsStore["S3Client"]):
@@ -110,6 +122,8 @@ class S3Store(AwsStore["S3Client"]):
         self._root_key = f"{base}root.json"
         self._blob_prefix = f"{base}blobs/"
         self._inbox_prefix = f"{base}inbox/"
+        #: Inbox ids this store object is deleting now (see ``inbox_list``).
+        self._deleting: dict[str, _Deletion] = {}
         self._probe_key = f"{base}conditions-probe"
         self._conditions_proven = False
 
@@ -300,6 +314,14 @@ class S3Store(AwsStore["S3Client"]):
 
     async def inbox_list(self) -> list[tuple[str, bytes]]:
         ids = sorted(await self._list_keys(self._inbox_prefix))
+        # An entered client deletes the items a commit consumed alongside its next call,
+        # so this listing may name items this object is deleting. Waiting for that one
+        # request beats a GET per item: what it deleted is left out, and if it failed,
+        # the items are read as any others (the head still names them consumed).
+        deleting = {i: d for i in ids if (d := self._deleting.get(i)) is not None}
+        for deletion in {id(d): d for d in deleting.values()}.values():
+            await deletion.done.wait()
+        ids = [i for i in ids if i not in deleting or not deleting[i].ok]
         if not ids:
             return []
         async with self._client() as s3:
@@ -317,4 +339,14 @@ class S3Store(AwsStore["S3Client"]):
         return [(i, data) for i, data in zip(ids, found, strict=True) if data is not None]
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
-        await self._delete_keys([f"{self._inbox_prefix}{i}" for i in dict.fromkeys(ids)])
+        unique = list(dict.fromkeys(ids))
+        deletion = _Deletion()
+        self._deleting.update(dict.fromkeys(unique, deletion))
+        try:
+            await self._delete_keys([f"{self._inbox_prefix}{i}" for i in unique])
+            deletion.ok = True
+        finally:
+            deletion.done.set()
+            for item_id in unique:
+                if self._deleting.get(item_id) is deletion:
+                    del self._deleting[item_id]
