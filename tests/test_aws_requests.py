@@ -248,3 +248,29 @@ async def test_an_inbox_listing_during_a_delete_that_fails_still_returns_the_ite
             tg.start_soon(delete)
             tg.start_soon(list_then_fail)
         assert listed == [("a", b"1"), ("b", b"2")]
+
+
+async def test_an_inbox_item_is_read_once_per_store_object(
+    aws_spec_factory: SpecFactory,
+) -> None:
+    # Inbox items never change under their id: a pass lists the inbox up to three times
+    # (the idle check, the pass, the drain before its commit), and reads each body once.
+    spec = aws_spec_factory("s3")
+    recorder = RequestRecorder()
+    async with _client(spec, recorder) as client, _client(spec, RequestRecorder()) as other:
+        store = client.store
+        for name in "abcde":
+            await store.inbox_put(name, name.encode())
+        recorder.reset()
+        assert [i for i, _ in await store.inbox_list()] == list("abcde")
+        assert recorder.operations["GetObject"] == 5
+        recorder.reset()
+        assert await store.inbox_list() == [(n, n.encode()) for n in "abcde"]
+        assert recorder.operations["GetObject"] == 0
+        # The listing stays the truth: what another runner deleted is gone, what another
+        # sender added is read.
+        await other.store.inbox_delete(["b", "d"])
+        await other.store.inbox_put("f", b"f")
+        recorder.reset()
+        assert await store.inbox_list() == [(n, n.encode()) for n in "acef"]
+        assert recorder.operations["GetObject"] == 1

@@ -124,6 +124,9 @@ class S3Store(AwsStore["S3Client"]):
         self._inbox_prefix = f"{base}inbox/"
         #: Inbox ids this store object is deleting now (see ``inbox_list``).
         self._deleting: dict[str, _Deletion] = {}
+        #: Bodies of the items of the last inbox listing: an item never changes under
+        #: its id, so a pass that lists the inbox again reads only what is new.
+        self._bodies: dict[str, bytes] = {}
         self._probe_key = f"{base}conditions-probe"
         self._conditions_proven = False
 
@@ -322,8 +325,15 @@ class S3Store(AwsStore["S3Client"]):
         for deletion in {id(d): d for d in deleting.values()}.values():
             await deletion.done.wait()
         ids = [i for i in ids if i not in deleting or not deleting[i].ok]
-        if not ids:
-            return []
+        known = {i: body for i in ids if (body := self._bodies.get(i)) is not None}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            known.update(await self._inbox_get(missing))
+        self._bodies = known  # what the listing no longer names is forgotten
+        return [(i, known[i]) for i in ids if i in known]
+
+    async def _inbox_get(self, ids: list[str]) -> dict[str, bytes]:
+        """The bodies of inbox items; an item deleted since the listing is left out."""
         async with self._client() as s3:
 
             def get(item_id: str) -> Callable[[], Awaitable[bytes | None]]:
@@ -336,7 +346,7 @@ class S3Store(AwsStore["S3Client"]):
 
             with self._translated("s3:GetObject"):
                 found = await gather_bounded([get(i) for i in ids], self._limit)
-        return [(i, data) for i, data in zip(ids, found, strict=True) if data is not None]
+        return {i: data for i, data in zip(ids, found, strict=True) if data is not None}
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         unique = list(dict.fromkeys(ids))
@@ -345,6 +355,8 @@ class S3Store(AwsStore["S3Client"]):
         try:
             await self._delete_keys([f"{self._inbox_prefix}{i}" for i in unique])
             deletion.ok = True
+            for item_id in unique:
+                self._bodies.pop(item_id, None)
         finally:
             deletion.done.set()
             for item_id in unique:
