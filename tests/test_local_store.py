@@ -118,3 +118,35 @@ def test_without_posix_file_locks_the_local_store_says_so_and_the_rest_works(
     assert "the local store needs POSIX file locks" in done.stdout
     assert "WSL" in done.stdout
     assert not (tmp_path / "state.json").exists()
+
+
+async def test_an_inbox_item_is_read_once_per_store_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Inbox items never change under their id: a pass lists the inbox up to three times
+    # (the idle check, the pass, the drain before its commit), and reads each file once.
+    from ttflow_async._stores._local import LocalFileStore
+
+    store = LocalFileStore(tmp_path / "state.json")
+    other = LocalFileStore(tmp_path / "state.json")
+    for name in "abcde":
+        await store.inbox_put(name, name.encode())
+    reads: list[str] = []
+    read_bytes = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        reads.append(path.name)
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    assert [i for i, _ in await store.inbox_list()] == list("abcde")
+    assert sorted(reads) == list("abcde")
+    reads.clear()
+    assert await store.inbox_list() == [(n, n.encode()) for n in "abcde"]
+    assert reads == []
+    # The listing stays the truth: what another runner deleted is gone, what another
+    # sender added is read.
+    await other.inbox_delete(["b", "d"])
+    await other.inbox_put("f", b"f")
+    assert await store.inbox_list() == [(n, n.encode()) for n in "acef"]
+    assert reads == ["f"]

@@ -115,6 +115,9 @@ class LocalFileStore:
         self.blob_dir = self.data_dir / "blobs"
         self.inbox_dir = self.data_dir / "inbox"
         self._ready = False
+        #: Bodies of the items of the last inbox listing: an item never changes under
+        #: its id, so a pass that lists the inbox again reads only the new files.
+        self._bodies: dict[str, bytes] = {}
 
     @property
     def description(self) -> str:
@@ -272,18 +275,26 @@ class LocalFileStore:
     async def inbox_put(self, item_id: str, data: bytes) -> None:
         await self._in_thread(lambda: self._inbox_put_sync(item_id, data))
 
-    def _inbox_list_sync(self) -> list[tuple[str, bytes]]:
-        items: list[tuple[str, bytes]] = []
+    def _inbox_list_sync(self, known: Mapping[str, bytes]) -> dict[str, bytes]:
+        items: dict[str, bytes] = {}
         for name in self._list_sync(self.inbox_dir):
-            try:
-                items.append((name, (self.inbox_dir / name).read_bytes()))
-            except FileNotFoundError:
-                continue  # consumed and deleted by a runner since the listing
+            body = known.get(name)
+            if body is None:
+                try:
+                    body = (self.inbox_dir / name).read_bytes()
+                except FileNotFoundError:
+                    continue  # consumed and deleted by a runner since the listing
+            items[name] = body
         return items
 
     async def inbox_list(self) -> list[tuple[str, bytes]]:
-        return await self._read_in_thread(self._inbox_list_sync)
+        known = self._bodies
+        # What the listing no longer names is forgotten.
+        self._bodies = await self._read_in_thread(lambda: self._inbox_list_sync(known))
+        return list(self._bodies.items())
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         if ids:
             await self._in_thread(lambda: self._delete_sync(self.inbox_dir, ids))
+            gone = set(ids)
+            self._bodies = {i: b for i, b in self._bodies.items() if i not in gone}
