@@ -8,10 +8,15 @@ of the process uses by default, it is already done in each forked runner.
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 import aioboto3
 
-from ttflow_async._stores import _aws, _dynamodb, _s3
+from ttflow_async._stores import _aws
+
+# The AWS stores, imported here so that no runner imports them on its first run().
+for _module in ("ttflow_async._stores._s3", "ttflow_async._stores._dynamodb"):
+    importlib.import_module(_module)
 
 #: The session every runner's stores use (the store's per-process default).
 SESSION = _aws.default_session(aioboto3)
@@ -31,5 +36,3 @@ async def _build_clients() -> None:
 
 
 asyncio.run(_build_clients())
-
-__all__ = ["SESSION", "_dynamodb", "_s3"]

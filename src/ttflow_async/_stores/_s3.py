@@ -322,7 +322,7 @@ class S3Store(AwsStore["S3Client"]):
         # request beats a GET per item: what it deleted is left out, and if it failed,
         # the items are read as any others (the head still names them consumed).
         deleting = {i: d for i in ids if (d := self._deleting.get(i)) is not None}
-        for deletion in {id(d): d for d in deleting.values()}.values():
+        for deletion in set(deleting.values()):
             await deletion.done.wait()
         ids = [i for i in ids if i not in deleting or not deleting[i].ok]
         known = {i: body for i in ids if (body := self._bodies.get(i)) is not None}
