@@ -39,9 +39,15 @@ def _make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> St
 
 @pytest.fixture(params=KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh, empty store of each kind."""
+    """A fresh, empty store of each kind, opened as a client opens it.
+
+    Open, an AWS store lends one client to every call, as in a pass; a call on a store
+    that is not open builds a client of its own (tens of milliseconds of botocore), which
+    ``test_open_once_and_reuse_then_work_after_close`` covers.
+    """
     made = _make_store(request.param, tmp_path, request)
     await made.ensure()
+    await made.open()
     yield made
     await made.aclose()
 
