@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,78 @@ async def test_an_inbox_item_is_read_once_per_store_object(
     await other.inbox_put("f", b"f")
     assert await store.inbox_list() == [(n, n.encode()) for n in "acef"]
     assert reads == ["f"]
+
+
+def _count_flushes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every fsync and syncfs the local store makes, by what it flushed."""
+    from ttflow_async._stores import _local
+
+    flushes: list[str] = []
+    fsync = os.fsync
+    syncfs = _local._syncfs()
+
+    def counted_fsync(fd: int) -> None:
+        flushes.append("fsync")
+        fsync(fd)
+
+    def counted_syncfs(fd: int) -> int:
+        flushes.append("syncfs")
+        return syncfs(fd) if syncfs is not None else 0
+
+    monkeypatch.setattr(_local.os, "fsync", counted_fsync)
+    monkeypatch.setattr(_local, "_syncfs", lambda: counted_syncfs)
+    return flushes
+
+
+async def test_a_commit_flushes_its_blobs_and_root_file_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pass commits its blobs and the new root's file with one syncfs, then the
+    # folder of the renamed root: two flushes, where put_blobs + write_root made three.
+    client = _flows(f"local:{tmp_path / 'state.json'}")
+    await client.run("hello")  # the first commit creates the folders
+    flushes = _count_flushes(monkeypatch)
+    await client.run("hello")
+    assert flushes == ["syncfs", "fsync"]
+    assert await client.get_state("greeted") is True
+
+
+async def test_a_one_step_commit_over_a_stale_version_changes_nothing(tmp_path: Path) -> None:
+    from ttflow_async import RootConflict
+    from ttflow_async._stores._local import LocalFileStore
+
+    store = LocalFileStore(tmp_path / "state.json")
+    first = await store.commit_root({"b-1": b"one"}, b'{"n": 1}', None)
+    assert await store.read_root() == (b'{"n": 1}', first)
+    assert await store.get_blobs(["b-1"]) == {"b-1": b"one"}
+    with pytest.raises(RootConflict):
+        await store.commit_root({"b-2": b"two"}, b'{"n": 2}', "not-the-version")
+    assert await store.read_root() == (b'{"n": 1}', first)
+    # Only the blobs may stay behind, as garbage; no temporary root file is left.
+    assert sorted(os.listdir(tmp_path)) == [
+        "state.json",
+        "state.json.d",
+        "state.json.lock",
+    ]
+    second = await store.commit_root({}, b'{"n": 2}', first)
+    assert await store.read_root() == (b'{"n": 2}', second)
+
+
+async def test_a_commit_of_many_blobs_writes_them_first_then_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past the one-step bounds the blobs are written first, while the lease can still
+    # be renewed, and the root after them: syncfs, then the root file and its folder.
+    from ttflow_async import _lease
+
+    monkeypatch.setattr(_lease, "ONE_STEP_COMMIT_BLOBS", 3)
+    client = setup(f"local:{tmp_path / 'state.json'}")
+
+    @client.workflow()
+    async def waiter(c: RunContext, args: int) -> None:
+        await c.wait_event("go")
+
+    await client.run()
+    flushes = _count_flushes(monkeypatch)
+    await client.run("waiter", 1)  # its journal, wait shard, head, history, trace
+    assert flushes == ["syncfs", "fsync", "fsync"]

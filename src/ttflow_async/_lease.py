@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -13,13 +13,17 @@ import anyio
 from . import _json
 from ._errors import StateLockedError, TtflowError
 from ._layout import decode_root
-from ._stores import RootConflict, Store
+from ._stores import CommitStore, RootConflict, Store
 from ._view import StoreView
 
 logger = logging.getLogger("ttflow_async")
 
 Clock = Callable[[], float]
 """Returns the current time as epoch seconds (``time.time`` unless a test injects one)."""
+
+ONE_STEP_COMMIT_BLOBS = 64
+ONE_STEP_COMMIT_BYTES = 4 * 1024 * 1024
+"""A commit of at most this many blobs and bytes is one step on a :class:`CommitStore`."""
 
 RELEASE_SECONDS = 10.0
 RELEASE_ATTEMPTS = 3
@@ -28,6 +32,12 @@ RELEASE_ATTEMPTS = 3
 
 class LeaseLost(TtflowError):
     """Raised inside the engine when the lease expired and another runner took it over."""
+
+
+def _small(blobs: Mapping[str, bytes]) -> bool:
+    if len(blobs) > ONE_STEP_COMMIT_BLOBS:
+        return False
+    return sum(len(data) for data in blobs.values()) <= ONE_STEP_COMMIT_BYTES
 
 
 def lease_is_live(root: dict[str, Any], now: float) -> bool:
@@ -167,20 +177,42 @@ class Lease:
         async with self._lock:
             await self._write_locked(root, keep=keep, durable=durable)
 
+    async def commit(self, root: dict[str, Any], blobs: Mapping[str, bytes]) -> None:
+        """Write a commit's blobs, then CAS the root that refers to them (clearing the lease).
+
+        A store that can do both in one step (:class:`CommitStore`) does, for a commit of
+        a few small blobs; the lease's lock is then held while the blobs are written, so
+        a renewal waits for them. Larger commits write their blobs first, as renewals go
+        on, and then CAS the root.
+        """
+        if isinstance(self.store, CommitStore) and _small(blobs):
+            async with self._lock:
+                await self._write_locked(root, keep=False, blobs=blobs)
+            return
+        await self.store.put_blobs(blobs)
+        await self.write(root, keep=False)
+
     async def _write_locked(
-        self, root: dict[str, Any], *, keep: bool, durable: bool | None = None
+        self,
+        root: dict[str, Any],
+        *,
+        keep: bool,
+        durable: bool | None = None,
+        blobs: Mapping[str, bytes] | None = None,
     ) -> None:
         if self.lost:
             raise LeaseLost(self.store.description)
         if self.released:
             raise RuntimeError("the lease was released: a released lease writes no root")
         new_root = self._stamp(root) if keep else {**root, "lease": None}
+        data = _json.dumps(new_root)
         try:
-            self.version = await self.store.write_root(
-                _json.dumps(new_root),
-                self.version,
-                durable=(not keep) if durable is None else durable,
-            )
+            if blobs is not None and isinstance(self.store, CommitStore):
+                self.version = await self.store.commit_root(blobs, data, self.version)
+            else:
+                self.version = await self.store.write_root(
+                    data, self.version, durable=(not keep) if durable is None else durable
+                )
         except RootConflict:
             self.lost = True
             raise LeaseLost(self.store.description) from None

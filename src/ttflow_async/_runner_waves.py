@@ -41,7 +41,7 @@ class PassWaves(PassExecution):
             inbox = view.inbox if view.inbox is not None else await self.store.inbox_list()
         else:  # the head and the inbox listing are independent: read them together
             _, inbox = await gather(view.load_head, self.store.inbox_list)
-        tg.start_soon(view.prefetch_log_tails)
+        tg.start_soon(view.prefetch)
         deliveries: list[Delivery] = []
         fingerprint = self.registry.fingerprint()
         definitions_changed = view.head["fp"] != fingerprint

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("ttflow_async")
 
+#: A state map of at most this many non-empty shards is read ahead by every pass.
+PREFETCHED_STATE_SHARDS = 2
+
 __all__ = ["Rec", "StoreView", "check_head", "commit_view", "read_view"]
 
 _BLOB_SHAPES: dict[str, type] = {
@@ -125,12 +128,21 @@ class StoreView:
         self.head_loaded = True
         self._bind_head()
 
-    async def prefetch_log_tails(self) -> None:
-        """Read the open log segments a commit will rewrite, ahead of time."""
+    async def prefetch(self) -> None:
+        """Read ahead what a pass will most likely read later, while its runs start.
+
+        The open log segments a commit rewrites, and the state shards when there are at
+        most :data:`PREFETCHED_STATE_SHARDS` of them (a small state map): a state read
+        in a workflow then waits for no request of its own. The shards of a larger map
+        are read when a run reads them.
+        """
         logs = (self.history, self.events, self.traces)
-        tails = [t for t in (log.tail_id() for log in logs) if t is not None]
-        with contextlib.suppress(Exception):  # the commit reads them again if this failed
-            await self.fetch(tails)
+        ids = [t for t in (log.tail_id() for log in logs) if t is not None]
+        shards = [i for i in self.states.ids if i is not None]
+        if len(shards) <= PREFETCHED_STATE_SHARDS:
+            ids += shards
+        with contextlib.suppress(Exception):  # whoever needs them reads them again
+            await self.fetch(ids)
 
     async def fetch(self, ids: Iterable[str]) -> dict[str, Any]:
         """Decoded blobs by id, cached; concurrent requests for one id share one read."""
@@ -352,9 +364,8 @@ async def commit_view(view: StoreView, lease: Lease, *, consumed: list[str] | No
     """
     view.head["consumed"] = list(consumed or [])
     head_id = await view.stage_head()
-    await view.store.put_blobs(view.new_blobs)
     root = {**lease.root, "v": FORMAT_VERSION, "head": head_id, "consumed": []}
-    await lease.write(root, keep=False)  # a version-1 root is migrated here
+    await lease.commit(root, view.new_blobs)  # a version-1 root is migrated here
     view.root = lease.root
     view.version = lease.version
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import UnknownRepositoryError
-from ._protocol import BlobNotFound, RootConflict, Store
+from ._protocol import BlobNotFound, CommitStore, RootConflict, Store
 
-__all__ = ["BlobNotFound", "RootConflict", "Store", "store_from_spec"]
+__all__ = ["BlobNotFound", "CommitStore", "RootConflict", "Store", "store_from_spec"]
 
 ACCEPTED_FORMS = (
     '"onmemory", "local:<path>" (for example "local:state.json"), '

@@ -186,49 +186,89 @@ class LocalFileStore:
     async def read_root(self) -> tuple[bytes, str] | None:
         return await self._read_in_thread(self._read_root_sync)
 
-    def _write_root_sync(self, data: bytes, expected: str | None, durable: bool) -> str:
+    def _root_tmp(self) -> Path:
+        return self.root_path.with_name(f".{self.root_path.name}.{random_hex()}.tmp")
+
+    def _swap_root(self, tmp: Path, data: bytes, expected: str | None, durable: bool) -> str:
+        """Under the lock: rename the written ``tmp`` over the root if ``expected`` is current."""
         with self._flock():
             current = self._read_root_sync()
             current_version = None if current is None else current[1]
             if current_version != expected:
                 raise RootConflict(f"expected root version {expected}, found {current_version}")
-            tmp = self.root_path.with_name(f".{self.root_path.name}.{random_hex()}.tmp")
-            try:
-                _write_file(tmp, data, sync=durable)
-                os.replace(tmp, self.root_path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            if durable:
-                _fsync_dir(self.root_path.parent)
-            return _version_of(data)
+            os.replace(tmp, self.root_path)
+        if durable:
+            _fsync_dir(self.root_path.parent)
+        return _version_of(data)
+
+    def _write_root_sync(self, data: bytes, expected: str | None, durable: bool) -> str:
+        tmp = self._root_tmp()
+        try:
+            self._make_dirs()
+            _write_file(tmp, data, sync=durable)
+            return self._swap_root(tmp, data, expected, durable)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
         return await self._in_thread(lambda: self._write_root_sync(data, expected, durable))
 
+    def _write_durably(self, files: Mapping[Path, bytes]) -> None:
+        """Write every file, then make them all durable: one ``syncfs`` where there is one.
+
+        ``syncfs`` flushes them together: cheaper than an fsync each already for two
+        files (measured), and far cheaper for hundreds (Linux only). Elsewhere each file
+        is fsynced, then the folders that hold them.
+        """
+        syncfs = _syncfs()
+        for path, data in files.items():
+            _write_file(path, data, sync=syncfs is None)
+        folders = {path.parent for path in files}
+        if syncfs is None:
+            for folder in folders:
+                _fsync_dir(folder)
+            return
+        # One syncfs per file system (the folders are on one, unless one is a mount).
+        for folder in {os.stat(folder).st_dev: folder for folder in folders}.values():
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                if syncfs(fd) != 0:
+                    import ctypes  # loaded already: _syncfs() found syncfs through it
+
+                    raise OSError(ctypes.get_errno(), "syncfs failed")
+            finally:
+                os.close(fd)
+
     def _put_blobs_sync(self, blobs: Mapping[str, bytes]) -> None:
         self._make_dirs()
-        # Write them all, then one syncfs() flushes them together: cheaper than an fsync
-        # each already for two blobs (measured), and far cheaper for hundreds (Linux only).
-        syncfs = _syncfs()
-        one_flush = syncfs is not None
-        for blob_id, data in blobs.items():
-            _write_file(self.blob_dir / blob_id, data, sync=not one_flush)
-        if not one_flush:
-            _fsync_dir(self.blob_dir)
-            return
-        fd = os.open(self.blob_dir, os.O_RDONLY)
-        try:
-            if syncfs is not None and syncfs(fd) != 0:
-                import ctypes  # loaded already: _syncfs() found syncfs through it
-
-                raise OSError(ctypes.get_errno(), "syncfs failed")
-        finally:
-            os.close(fd)
+        self._write_durably({self.blob_dir / blob_id: data for blob_id, data in blobs.items()})
 
     async def put_blobs(self, blobs: Mapping[str, bytes]) -> None:
         if blobs:
             await self._in_thread(lambda: self._put_blobs_sync(blobs))
+
+    def _commit_root_sync(
+        self, blobs: Mapping[str, bytes], data: bytes, expected: str | None
+    ) -> str:
+        tmp = self._root_tmp()
+        try:
+            self._make_dirs()
+            files = {self.blob_dir / blob_id: body for blob_id, body in blobs.items()}
+            self._write_durably({**files, tmp: data})
+            return self._swap_root(tmp, data, expected, durable=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not leave a hidden file behind
+            raise
+
+    async def commit_root(
+        self, blobs: Mapping[str, bytes], data: bytes, expected: str | None
+    ) -> str:
+        """The blobs and the new root's file flushed together, then the root swapped.
+
+        One worker-thread hop and one flush fewer than ``put_blobs`` then ``write_root``.
+        """
+        return await self._in_thread(lambda: self._commit_root_sync(blobs, data, expected))
 
     def _get_blobs_sync(self, ids: Collection[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}

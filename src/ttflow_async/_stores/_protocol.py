@@ -86,3 +86,23 @@ class Store(Protocol):
     async def inbox_delete(self, ids: Collection[str]) -> None:
         """Delete inbox items; ids that do not exist are ignored."""
         ...
+
+
+@runtime_checkable
+class CommitStore(Protocol):
+    """A store that writes a commit's blobs and its root in one step (optional).
+
+    ``commit_root(blobs, data, expected)`` must do what ``put_blobs(blobs)`` followed by
+    ``write_root(data, expected)`` does: every blob durable before the root that refers
+    to them is, the root replaced only if ``expected`` is current (else
+    :class:`RootConflict`, the blobs left behind as garbage), the new version returned.
+    A store implements it where doing both together is cheaper (the local store flushes
+    the blobs and the new root's file with one ``syncfs``); the engine uses it for
+    commits of a few small blobs and calls the two methods otherwise.
+    """
+
+    async def commit_root(
+        self, blobs: Mapping[str, bytes], data: bytes, expected: str | None
+    ) -> str:
+        """Write ``blobs`` durably, then replace the root if its version is ``expected``."""
+        ...
