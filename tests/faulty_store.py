@@ -68,8 +68,7 @@ class FaultyStore:
         if self.fail_blob_prefix is not None and any(
             i.startswith(self.fail_blob_prefix) for i in ids
         ):
-            self.fail_blob_prefix = None
-            self.failed_call = "get_blobs"
+            self.failed_call = "get_blobs"  # every such read fails until the prefix is cleared
             raise StoreError(f"injected failure of get_blobs({sorted(ids)})")
         await self._tick("get_blobs")
         return await self.inner.get_blobs(ids)

@@ -84,3 +84,41 @@ async def test_aclose_during_a_call_leaves_its_connection_until_it_ends() -> Non
     assert store.connections == 0
     (entry,) = [h for h in await client.run_history() if h.workflow_name == "slow"]
     assert entry.status == "succeeded"
+
+
+class _RecordingStore(MemoryStore):
+    """A memory store that records the order of its root writes and blob deletions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        await anyio.sleep(0.01)  # a request's latency: a deletion could overtake it
+        version = await super().write_root(data, expected, durable=durable)
+        self.calls.append("write_root")
+        return version
+
+    async def delete_blobs(self, ids: object) -> None:
+        self.calls.append("delete_blobs")
+        await super().delete_blobs(ids)  # type: ignore[arg-type]
+
+
+async def test_the_blobs_a_commit_left_are_deleted_once_the_next_pass_holds_the_lease() -> None:
+    # An entered client deletes what its commit left behind during its next run(); the
+    # unreferenced blobs concern no pass, so they wait until that pass has taken its
+    # lease instead of competing with its first requests.
+    store = _RecordingStore()
+    client = setup(store)
+
+    @client.workflow(trigger="go")
+    async def go(c: RunContext, args: int) -> None:
+        await c.set_state("n", args)
+
+    async with client:
+        await client.run("go", 1)
+        await client.run("go", 2)  # its commit leaves the first head and shard behind
+        store.calls.clear()
+        await client.run("go", 3)
+        assert store.calls[:2] == ["write_root", "delete_blobs"]
+        assert await client.get_state("n") == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import anyio
 import anyio.abc
@@ -135,3 +136,41 @@ async def test_a_cancelled_acquire_whose_write_lands_late_leaves_no_lease() -> N
     assert not held or held["owner"] != lease.owner  # type: ignore[index]
     async with setup(store) as client:
         assert not await client.is_locked()
+
+
+class _OneSlowRootWrite(MemoryStore):
+    """A memory store whose next root write lands late once, as a request can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_writes = 0
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        if self.slow_writes:
+            self.slow_writes -= 1
+            await anyio.sleep(0.05)
+        return await super().write_root(data, expected, durable=durable)
+
+
+async def test_a_garbage_collection_due_never_takes_the_lease_from_the_next_run() -> None:
+    # An hour after the store was made, a commit makes a garbage collection due; an
+    # entered client runs it after that run() returned, beside its next call. When the
+    # next run()'s lease-taking write lands late, the collection must still not take
+    # the lease that run() needs.
+    store = _OneSlowRootWrite()
+    async with setup(store) as first:
+        await first.run()  # the store is made now; its first collection is due in an hour
+    now = [time.time() + 3601]
+    client = setup(store, clock=lambda: now[0])
+    seen: list[int] = []
+
+    @client.workflow(trigger="go")
+    async def go(c: object, args: int) -> None:
+        seen.append(args)
+
+    async with client:
+        await client.run("go", 1)
+        store.slow_writes = 1
+        results = await client.run("go", 2)
+    assert [r.status for r in results] == ["succeeded"]
+    assert seen == [1, 2]

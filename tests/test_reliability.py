@@ -137,9 +137,12 @@ async def test_a_store_error_while_a_run_reads_state_aborts_the_pass_not_the_run
 
     await client.run("other")  # a state shard now exists to be read
     (paused,) = await client.run("wf")
-    faulty.fail_blob_prefix = "st-"  # the resumed run's read of a state shard fails
+    # Reads of state shards fail: the pass's read ahead (which gives up quietly), then
+    # the resumed run's own read.
+    faulty.fail_blob_prefix = "st-"
     with pytest.raises(StoreError):
         await client.run()
+    faulty.fail_blob_prefix = None
     assert faulty.failed_call == "get_blobs"
     assert not await client.is_locked()
     assert [r.run_id for r in await client.paused_runs()] == [paused.run_id]

@@ -122,7 +122,11 @@ class ClientCore:
         self._state = ClientState.UNOPENED
         self._depth = 0  # how deeply ``async with client`` is nested
         self._in_use = 0  # calls running on the store's connection
+        # What an entered client's last commit left to delete, done during its next
+        # run(): the consumed inbox items at once (before that pass lists the inbox),
+        # unreferenced blobs once that pass is under way (they concern no pass).
         self._deferred: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._deferred_late: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._passes: list[Pass] = []  # this client's passes in progress
         self._idle = IdleCheck()  # decides idle passes without the lease
 
@@ -170,7 +174,8 @@ class ClientCore:
             await self._disconnect()
 
     async def _disconnect(self) -> None:
-        deferred, self._deferred = self._deferred, []
+        deferred = self._deferred + self._deferred_late
+        self._deferred, self._deferred_late = [], []
         try:
             for cleanup in deferred:
                 await cleanup()

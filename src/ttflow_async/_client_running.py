@@ -64,11 +64,22 @@ class RunningMixin(ClientCore):
         _check_lock_timeout(lock_timeout)
         payload = _json.normalize(args, "the args of run()")
         async with self._connected():
-            deferred, self._deferred = self._deferred, []
+            early, late = self._deferred, self._deferred_late
+            self._deferred, self._deferred_late = [], []
+            under_way = anyio.Event() if late else None
             return await self._alongside(
-                deferred,
+                early,
+                late,
+                under_way,
                 lambda: self._guarded(
-                    lambda: self._pass(trigger, payload, lock_timeout, on_progress, key)
+                    lambda: self._pass(
+                        trigger,
+                        payload,
+                        lock_timeout,
+                        on_progress,
+                        key,
+                        on_under_way=None if under_way is None else under_way.set,
+                    )
                 ),
             )
 
@@ -79,6 +90,8 @@ class RunningMixin(ClientCore):
         lock_timeout: float | None,
         on_progress: Callable[[int, int], None] | None,
         key: str | None = None,
+        *,
+        on_under_way: Callable[[], None] | None = None,
     ) -> list[WorkflowRunResult]:
         first_view = None
         if trigger is None:
@@ -105,7 +118,14 @@ class RunningMixin(ClientCore):
             raise StateLockedError(lease.locked_message(queued=True), queued=True) from None
         from ._runner import Pass  # here: an idle run() never loads the pass machinery
 
-        runner = Pass(self._registry, lease, view, self._options, on_progress=on_progress)
+        runner = Pass(
+            self._registry,
+            lease,
+            view,
+            self._options,
+            on_progress=on_progress,
+            on_under_way=on_under_way,
+        )
         self._passes.append(runner)
         try:
             results = await runner.run(trigger, payload, key)
@@ -122,24 +142,35 @@ class RunningMixin(ClientCore):
             ) from None
         finally:
             self._passes.remove(runner)
-        after_commit = [runner.clean_up]
-        if runner.gc_due:
-            after_commit.append(self._collect_quietly)
         if self._entered_by_user:
             # Entered by the caller: run() returns right after its commit, and deleting
-            # what the commit left behind overlaps the next call (or the exit).
-            self._deferred.extend(after_commit)
+            # what the commit left behind overlaps the next run() (or the exit).
+            self._deferred.append(runner.delete_consumed)
+            self._deferred_late.append(runner.delete_garbage)
         else:
-            for cleanup in after_commit:
-                await cleanup()
+            await runner.delete_garbage()
+            await runner.delete_consumed()
+        if runner.gc_due:
+            # Here, not beside the next call: a collection takes the lease, and beside
+            # the next run() it could take it first and make that run() report the store
+            # locked by another runner.
+            await self._collect_quietly()
         return results
 
     @staticmethod
     async def _alongside(
-        cleanups: list[Callable[[], Coroutine[Any, Any, None]]], work: Callable[[], Awaitable[T]]
+        early: list[Callable[[], Coroutine[Any, Any, None]]],
+        late: list[Callable[[], Coroutine[Any, Any, None]]],
+        under_way: anyio.Event | None,
+        work: Callable[[], Awaitable[T]],
     ) -> T:
-        """Await ``work()`` while earlier passes' cleanups (which never raise) run too."""
-        if not cleanups:
+        """Await ``work()`` while earlier passes' cleanups (which never raise) run too.
+
+        The ``early`` ones start with it; the ``late`` ones once ``under_way`` is set
+        (by the pass, once it holds the lease and has read what it needs) or the work
+        has ended, so that they do not slow the start of the pass.
+        """
+        if not early and not late:
             return await work()
         outcome: list[T] = []
         errors: list[Exception] = []
@@ -149,11 +180,21 @@ class RunningMixin(ClientCore):
                 outcome.append(await work())
             except Exception as exc:  # raised below, as itself rather than in a group
                 errors.append(exc)
+            finally:
+                if under_way is not None:
+                    under_way.set()
+
+        async def when_under_way(cleanup: Callable[[], Coroutine[Any, Any, None]]) -> None:
+            if under_way is not None:
+                await under_way.wait()
+            await cleanup()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(do_work)
-            for cleanup in cleanups:
+            for cleanup in early:
                 tg.start_soon(cleanup)
+            for cleanup in late:
+                tg.start_soon(when_under_way, cleanup)
         if errors:
             raise errors[0]
         return outcome[0]

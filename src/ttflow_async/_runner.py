@@ -221,18 +221,27 @@ class Pass(PassWaves):
             self.gc_due = True
         await commit_view(view, self.lease, consumed=self.consumed)
 
-    async def clean_up(self) -> None:
-        """Delete what the commit left behind: garbage blobs, markers, consumed inbox items.
+    async def delete_consumed(self) -> None:
+        """Delete the inbox items the commit consumed.
 
-        Never raises: whatever is left is found again by the next pass (consumed inbox
-        items) or by garbage collection (blobs).
+        Never raises: the head names them consumed, so the next pass skips them and
+        deletes them again.
         """
         try:
-            self.view.garbage.update(self.markers)
-            await self.view.delete_garbage()
             await self.store.inbox_delete(self.consumed)
-        except Exception:  # the next pass deletes consumed items it still finds
-            logger.warning("cleaning up after the commit of %s failed", self.store.description)
+        except Exception:
+            logger.warning(
+                "deleting the inbox items consumed by the commit of %s failed",
+                self.store.description,
+            )
+
+    async def delete_garbage(self) -> None:
+        """Delete the blobs and markers the committed head no longer references.
+
+        Never raises: what is left is found again by garbage collection.
+        """
+        self.view.garbage.update(self.markers)
+        await self.view.delete_garbage()
 
     def _results(self) -> list[WorkflowRunResult]:
         if not self.outcomes:  # an idle pass builds no record model (issue 14)

@@ -87,11 +87,14 @@ class PassBase:
         options: PassOptions,
         *,
         on_progress: Callable[[int, int], None] | None = None,
+        on_under_way: Callable[[], None] | None = None,
     ) -> None:
         self.registry = registry
         self.options = options
         self.clock = options.clock
         self.on_progress = on_progress
+        #: Called once the pass holds the lease and has read its head and inbox.
+        self.on_under_way = on_under_way
         self.executions_finished = 0
         self.executions_scheduled = 0
         self.lease = lease

@@ -42,6 +42,8 @@ class PassWaves(PassExecution):
         else:  # the head and the inbox listing are independent: read them together
             _, inbox = await gather(view.load_head, self.store.inbox_list)
         tg.start_soon(view.prefetch)
+        if self.on_under_way is not None:
+            self.on_under_way()
         deliveries: list[Delivery] = []
         fingerprint = self.registry.fingerprint()
         definitions_changed = view.head["fp"] != fingerprint
