@@ -422,6 +422,41 @@ async def test_pydantic_sideeffect_results_round_trip(make_client: MakeClient) -
     assert seen == [Quote(price=3, currency="EUR"), Quote(price=3, currency="EUR")]
 
 
+async def test_scalar_sideeffect_results_come_back_as_the_annotation_makes_them(
+    make_client: MakeClient,
+) -> None:
+    # A result of exactly the annotated int, str or bool is kept as it is; any other
+    # goes through the annotation (a bool returned as an int comes back as 1).
+    client = make_client()
+    seen: list[Any] = []
+
+    @client.sideeffect()
+    async def number(c: RunContext) -> int:
+        return 7
+
+    @client.sideeffect()
+    async def text(c: RunContext) -> str:
+        return "seven"
+
+    @client.sideeffect()
+    async def flag(c: RunContext) -> bool:
+        return True
+
+    @client.sideeffect()
+    async def bool_as_int(c: RunContext) -> int:
+        return True
+
+    @client.workflow()
+    async def wf(c: RunContext) -> None:
+        seen.append([await number(c), await text(c), await flag(c), await bool_as_int(c)])
+        await c.pause_once()
+
+    await client.run("wf")
+    await client.run()  # the replay restores each result from the journal
+    assert seen == [[7, "seven", True, 1]] * 2
+    assert [[type(v) for v in values] for values in seen] == [[int, str, bool, int]] * 2
+
+
 async def test_sideeffect_exceptions_are_not_cached(make_client: MakeClient) -> None:
     client = make_client()
     attempts: list[int] = []

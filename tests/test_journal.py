@@ -68,8 +68,8 @@ def test_a_different_step_raises_nondeterminism_naming_both(
 def test_mismatch_in_a_nested_frame_names_the_top_position_and_the_nested_step() -> None:
     root = frame([["gs", "a", 1], ["se", "outer", None, [["ev", "x", None]], {}]])
     root.next("gs", "a")
-    entry, position = root.reserve_sideeffect("outer")
-    assert position == "1"
+    entry, index = root.reserve_sideeffect("outer")
+    assert (index, root.position(index)) == (1, "1")
     body = root.child(entry[3], 1, owner=None)
     with pytest.raises(NondeterminismError) as mismatch:
         body.next("ev", "y")
@@ -81,8 +81,8 @@ def test_mismatch_in_a_nested_frame_names_the_top_position_and_the_nested_step()
 def test_new_side_effect_is_reserved_open_with_nested_entries_and_meta() -> None:
     entries: list[Entry] = []
     root = frame(entries)
-    entry, position = root.reserve_sideeffect("notify")
-    assert position == "0"
+    entry, index = root.reserve_sideeffect("notify")
+    assert (index, root.position(index)) == (0, "0")
     assert entry == ["se", "notify", None, [], {}]
     assert not is_closed(entry)
     body = root.child(entry[3], 0, owner=7)
@@ -100,9 +100,9 @@ def test_closed_side_effect_replays_in_one_step() -> None:
     close_done(entry, {"ok": True})
     assert entries == [["se", "charge", {"ok": True}]]
     assert is_closed(entry)
-    replayed, position = frame(entries).reserve_sideeffect("charge")
+    replayed, index = frame(entries).reserve_sideeffect("charge")
     assert replayed is entries[0]
-    assert position == "0"
+    assert index == 0
     assert is_closed(replayed)
 
 

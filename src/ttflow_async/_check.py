@@ -46,13 +46,13 @@ class _DryFrame(Frame):
     def append(self, kind: str, name: str | None, result: Any) -> Entry:
         raise _ReplayDone
 
-    def reserve_sideeffect(self, name: str) -> tuple[Entry, str]:
+    def reserve_sideeffect(self, name: str) -> tuple[Entry, int]:
         if self.pos >= len(self.entries):
             raise _ReplayDone
-        entry, position = super().reserve_sideeffect(name)
+        entry, index = super().reserve_sideeffect(name)
         if not is_closed(entry):
             raise _ReplayDone  # its body would run: stop before it does
-        return entry, position
+        return entry, index
 
     def child(self, entries: list[Entry], step: int | str, owner: int | None) -> Frame:
         return _DryFrame(

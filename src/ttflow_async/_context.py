@@ -149,8 +149,8 @@ class RunContext(StateMixin, EventsMixin, CompositionMixin):
         """Take the call's journal position now (program order), run it when awaited."""
         frame = self._frame()
         try:
-            entry, position = frame.reserve_sideeffect(definition.name)
+            entry, step = frame.reserve_sideeffect(definition.name)
         except NondeterminismError as exc:
             self._shared.nondeterminism = exc
             raise
-        return _steps.run_sideeffect(self, definition, frame, entry, position, args, kwargs)
+        return _steps.run_sideeffect(self, definition, frame, entry, step, args, kwargs)

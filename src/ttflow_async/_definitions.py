@@ -82,6 +82,14 @@ def _args_adapter(fn: Callable[..., Any], param: inspect.Parameter) -> TypeAdapt
         ) from exc
 
 
+def _return_scalar(fn: Callable[..., Any]) -> type | None:
+    try:
+        annotation = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return None
+    return annotation if annotation in (int, str, bool) else None
+
+
 def _return_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
     try:
         annotation = typing.get_type_hints(fn).get("return", Any)
@@ -170,6 +178,9 @@ class SideeffectDef:
     fingerprint: str
     retry: RetryPolicy | None = None
     at_most_once: bool = False
+    result_scalar: type | None = None
+    """The return annotation when it is ``int``, ``str`` or ``bool``: a result of exactly
+    that type is stored and restored without the adapter (which would leave it as is)."""
 
 
 def check_timeout(timeout: object) -> float | None:
@@ -292,6 +303,7 @@ def make_sideeffect(
         fingerprint=hashlib.sha256(f"{name}|{_code_fingerprint(fn)}".encode()).hexdigest(),
         retry=retry,
         at_most_once=at_most_once,
+        result_scalar=_return_scalar(fn),
     )
 
 

@@ -144,30 +144,31 @@ class Frame:
         self.pos += 1
         return entry
 
-    def reserve_sideeffect(self, name: str) -> tuple[Entry, str]:
+    def reserve_sideeffect(self, name: str) -> tuple[Entry, int]:
         """Match or record a side effect at the next position.
 
-        Returns ``(entry, position)``. The entry is closed (``se`` of length 3 or
-        ``er``) when the call replays from the journal; otherwise it is open, with its
-        nested entries at ``entry[3]`` and its meta at ``entry[4]``.
+        Returns ``(entry, index)``, the entry's index in this frame (its position is
+        ``position(index)``). The entry is closed (``se`` of length 3 or ``er``) when
+        the call replays from the journal; otherwise it is open, with its nested
+        entries at ``entry[3]`` and its meta at ``entry[4]``.
         """
-        position = self.position()
-        if self.pos < len(self.entries):
-            entry = self.entries[self.pos]
+        index = self.pos
+        if index < len(self.entries):
+            entry = self.entries[index]
             if entry[0] not in SIDEEFFECT_KINDS or entry[1] != name:
                 raise self._mismatch("se", name, entry)
             self.pos += 1
             if entry[0] == "er" or (entry[0] == "se" and len(entry) == 3):
-                return entry, position
+                return entry, index
             if entry[0] == "fe" or len(entry) < 4:
                 entry[:] = ["se", name, None, [], {}]
             elif len(entry) == 4:
                 entry.append({})
-            return entry, position
+            return entry, index
         entry = ["se", name, None, [], {}]
         self.entries.append(entry)
         self.pos += 1
-        return entry, position
+        return entry, index
 
 
 def is_closed(entry: Entry) -> bool:

@@ -37,7 +37,7 @@ async def run_sideeffect(
     definition: SideeffectDef,
     parent: Frame,
     entry: list[Any],
-    position: str,
+    step: int,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
@@ -45,7 +45,6 @@ async def run_sideeffect(
         raise rebuild_error(entry[2], definition.name)
     if is_closed(entry):
         return _restore(definition, entry[2])
-    step = int(position.rpartition(".")[2])
     policy = definition.retry
     while True:
         meta: dict[str, Any] = entry[4]
@@ -57,13 +56,15 @@ async def run_sideeffect(
             del meta["due"]
         failure: Exception | None = None
         if definition.at_most_once:
+            position = parent.position(step)
             failure = await _start_attempt(context, definition, meta, position, attempt)
         if failure is None:
             task = current_asyncio_task()
-            spawned = task is not None and id(task) != parent.owner
+            owner = current_task_id() if task is None else id(task)
+            spawned = task is not None and owner != parent.owner
             if task is not None and spawned:
                 context._shared.spawned.add(task)
-            nested = parent.child(entry[3], step, current_task_id())
+            nested = parent.child(entry[3], step, owner)
             token = current_frame.set((context, nested))
             try:
                 if definition.is_async:
@@ -144,17 +145,22 @@ def _retry_waiting(definition: SideeffectDef, due: float, attempt: int) -> dict[
 
 
 def _encode(definition: SideeffectDef, result: Any) -> Any:
-    what = f"the result of side effect {definition.name!r}"
-    if definition.result_adapter is not None:
+    # A result of exactly the annotated int, str or bool is stored as it is: what the
+    # adapter would make of it.
+    if definition.result_adapter is not None and type(result) is not definition.result_scalar:
         try:
             result = definition.result_adapter.dump_python(result, mode="json", warnings=False)
         except Exception as exc:
-            raise InvalidStateError(f"{what} cannot be stored as JSON: {exc}") from exc
-    return _json.normalize(result, what)
+            raise InvalidStateError(
+                f"the result of side effect {definition.name!r} cannot be stored as JSON: {exc}"
+            ) from exc
+    if type(result) is int or type(result) is bool:
+        return result
+    return _json.normalize(result, f"the result of side effect {definition.name!r}")
 
 
 def _restore(definition: SideeffectDef, stored: Any) -> Any:
     value = _json.copy_json(stored)
-    if definition.result_adapter is None:
+    if definition.result_adapter is None or type(value) is definition.result_scalar:
         return value
     return definition.result_adapter.validate_python(value)
