@@ -316,6 +316,41 @@ async def test_map_never_exceeds_max_concurrency(make_client: MakeClient) -> Non
     assert peak == 8
 
 
+async def test_a_batch_counts_its_finished_branches_instead_of_rescanning_them(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After each finished branch the batch checks whether it is complete. Scanning
+    # every branch for that made a batch quadratic in its size; it keeps counts now,
+    # and scans its branches once when it starts and once for its final status.
+    from ttflow_async import _batch
+
+    counts = _batch._counts
+    scans = 0
+
+    def counted(state: dict[str, Any]) -> tuple[int, int]:
+        nonlocal scans
+        scans += 1
+        return counts(state)
+
+    monkeypatch.setattr(_batch, "_counts", counted)
+    client = make_client()
+
+    async def work(c: RunContext, item: int, index: int) -> int:
+        if item % 10 == 0:
+            raise ValueError(f"item {item}")
+        return item
+
+    @client.workflow()
+    async def wide(c: RunContext) -> list[Any]:
+        tolerant = CompletionConfig(tolerated_failure_percentage=10)
+        batch = await c.map(range(200), work, max_concurrency=8, completion=tolerant)
+        return [batch.status, batch.completion_reason, len(batch.succeeded())]
+
+    (done,) = await client.run("wide")
+    assert done.result == ["succeeded", "all_completed", 180]
+    assert scans <= 2
+
+
 async def test_nested_parallels_resume(make_client: MakeClient) -> None:
     client = make_client()
     runs: list[str] = []

@@ -187,18 +187,28 @@ def add_waiting(waiting: dict[str, Any], index: int, wait: dict[str, Any], **ext
         waiting["next_run"] = True
 
 
-def _outcome(state: dict[str, Any], config: CompletionConfig) -> CompletionReason | None:
-    branches = state["b"]
-    total = len(branches)
-    succeeded = sum(1 for b in branches if b["s"] == "ok")
-    failed = sum(1 for b in branches if b["s"] == "err")
+def _counts(state: dict[str, Any]) -> tuple[int, int]:
+    """How many branches of a batch succeeded and failed."""
+    succeeded = failed = 0
+    for branch in state["b"]:
+        if branch["s"] == "ok":
+            succeeded += 1
+        elif branch["s"] == "err":
+            failed += 1
+    return succeeded, failed
+
+
+def _outcome(
+    succeeded: int, failed: int, total: int, config: CompletionConfig
+) -> CompletionReason | None:
+    """Whether a batch with these counts of finished branches is complete, and why."""
     if config.min_successful is not None and succeeded >= config.min_successful:
         return "min_successful_reached"
     count = config.tolerated_failure_count
     pct = config.tolerated_failure_percentage
     if (count is not None and failed > count) or (pct is not None and failed * 100 > pct * total):
         return "failure_tolerance_exceeded"
-    if all(b["s"] in ("ok", "err") for b in branches):
+    if succeeded + failed == total:
         return "all_completed"
     return None
 
@@ -210,8 +220,7 @@ def _status(
         return "failed"
     if reason == "min_successful_reached":
         return "succeeded"
-    succeeded = sum(1 for b in state["b"] if b["s"] == "ok")
-    failed = sum(1 for b in state["b"] if b["s"] == "err")
+    succeeded, failed = _counts(state)
     if config.min_successful is not None and succeeded < config.min_successful:
         return "failed"
     if config.tolerates:
@@ -267,6 +276,8 @@ async def run_batch(
     waits: dict[int, dict[str, Any]] = {}
     scopes: dict[int, anyio.CancelScope] = {}
     reason: list[CompletionReason] = []
+    # Kept as branches finish: the check after each one is O(1), not a scan of them all.
+    finished = dict(zip(("ok", "err"), _counts(state), strict=True))
 
     async def run_branch(index: int) -> None:
         branch = branches[index]
@@ -294,8 +305,10 @@ async def run_batch(
                 branch.update(s="ok", r=value)
             finally:
                 del scopes[index]
+        if branch["s"] in finished:  # not a branch cancelled once the batch completed
+            finished[branch["s"]] += 1
         if not reason:
-            reached = _outcome(state, completion)
+            reached = _outcome(finished["ok"], finished["err"], len(branches), completion)
             if reached is not None and reached != "all_completed":
                 reason.append(reached)
                 for other in list(scopes.values()):
@@ -322,7 +335,7 @@ async def run_batch(
                 extra = {"name": item_names[index]} if item_names else {}
                 add_waiting(waiting, index, waits[index], **extra)
             raise suspend(waiting)
-        reached = _outcome(state, completion)
+        reached = _outcome(finished["ok"], finished["err"], len(branches), completion)
         reason.append(reached or "all_completed")
     for branch in branches:
         if branch["s"] not in ("ok", "err"):
