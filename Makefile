@@ -28,10 +28,10 @@ demo: $(CLI_STAMP)  ## install and run the quickstart on the local file store
 	$(BIN)/python examples/quickstart.py
 
 test: $(DEV_STAMP)  ## install the test dependencies (when pyproject.toml changed) and run the suite
-	$(BIN)/python -m pytest -n $(WORKERS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
 soak: $(DEV_STAMP)  ## the suite with every stress test at its full size (tests/soak.py)
-	TTFLOW_SOAK=1 $(BIN)/python -m pytest -n $(WORKERS)
+	TTFLOW_SOAK=1 $(BIN)/python -m pytest -n $(WORKERS) --dist worksteal
 
 lint: $(DEV_STAMP)
 	$(BIN)/python -m ruff check .

@@ -38,9 +38,12 @@ MakeClient = Callable[..., Client]
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long tests (``@pytest.mark.slow``) first, in a stable order.
 
-    xdist hands tests out in collection order: started first, the long ones run beside
-    the short ones, which then fill the gaps, instead of one of them running alone at
-    the end while the other workers sit idle.
+    Started first, the long ones run beside the short ones, which then fill the gaps,
+    instead of one of them running alone at the end while the other workers sit idle.
+    ``make test`` runs xdist with ``--dist worksteal``: a worker that runs out of tests
+    takes half of a busy worker's queue. Without it (``--dist load``) each worker keeps
+    the share it was handed first, and one that drew long tests still had ~45 s of work
+    when the others were done.
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
