@@ -274,7 +274,6 @@ async def run_batch(
     branches: list[dict[str, Any]] = state["b"]
     todo = iter([i for i, b in enumerate(branches) if b["s"] in ("p", "w")])
     waits: dict[int, dict[str, Any]] = {}
-    scopes: dict[int, anyio.CancelScope] = {}
     reason: list[CompletionReason] = []
     # Kept as branches finish: the check after each one is O(1), not a scan of them all.
     finished = dict(zip(("ok", "err"), _counts(state), strict=True))
@@ -282,37 +281,31 @@ async def run_batch(
     async def run_branch(index: int) -> None:
         branch = branches[index]
         branch["s"] = "w"
-        entries = branch.setdefault("e", [])
-        with anyio.CancelScope() as scope:
-            scopes[index] = scope
-            context = child(index, entries)
-            try:
-                value = await calls[index](context)
-                value = _json.normalize(value, f"the result of branch {index}")
-            except Suspend as suspended:
-                waits[index] = (
-                    context._suspension.waiting if context._suspension else suspended.waiting
-                )
-                return
-            except Exception as exc:
-                if context.nondeterminism is not None:
-                    raise context.nondeterminism from None
-                branch.clear()
-                branch.update(s="err", x=encode_error(exc))
-                live_errors[index] = exc
-            else:
-                branch.clear()
-                branch.update(s="ok", r=value)
-            finally:
-                del scopes[index]
-        if branch["s"] in finished:  # not a branch cancelled once the batch completed
-            finished[branch["s"]] += 1
+        context = child(index, branch.setdefault("e", []))
+        try:
+            value = await calls[index](context)
+            value = _json.normalize(value, f"the result of branch {index}")
+        except Suspend as suspended:
+            waits[index] = context._suspension.waiting if context._suspension else suspended.waiting
+            return
+        except Exception as exc:
+            if context.nondeterminism is not None:
+                raise context.nondeterminism from None
+            branch.clear()
+            branch.update(s="err", x=encode_error(exc))
+            live_errors[index] = exc
+        else:
+            branch.clear()
+            branch.update(s="ok", r=value)
+        finished[branch["s"]] += 1
         if not reason:
             reached = _outcome(finished["ok"], finished["err"], len(branches), completion)
             if reached is not None and reached != "all_completed":
                 reason.append(reached)
-                for other in list(scopes.values()):
-                    other.cancel()
+                # The branches still running are cancelled (they end up "ns", not
+                # started); no worker starts another. One scope for them all: a scope
+                # per branch cost more than the rest of a branch's bookkeeping.
+                group.cancel_scope.cancel()
 
     async def worker() -> None:
         for index in todo:
