@@ -318,7 +318,9 @@ async def run_batch(
     try:
         async with anyio.create_task_group() as group:
             for _ in range(workers):
-                group.start_soon(worker)
+                # A name of our own: anyio otherwise builds one per task from the
+                # function (a third of what spawning a task costs).
+                group.start_soon(worker, name="ttflow-async batch worker")
     except BaseExceptionGroup as failures:
         raise _first(failures) from None
     if not reason:

@@ -32,7 +32,7 @@ async def gather_bounded(calls: Sequence[Callable[[], Awaitable[_T]]], limit: in
     try:
         async with anyio.create_task_group() as group:
             for index in range(len(calls)):
-                group.start_soon(run_one, index)
+                group.start_soon(run_one, index, name="ttflow-async store request")
     except ExceptionGroup as failures:
         first = _first_leaf(failures)
         raise first from first.__cause__

@@ -206,7 +206,7 @@ class PassWaves(PassExecution):
 
         async with anyio.create_task_group() as tg:
             for _ in range(min(self.options.max_concurrency, len(batch))):
-                tg.start_soon(worker)
+                tg.start_soon(worker, name="ttflow-async run worker")
         if self.abort_error is None:
             await view.insert(self.suspended_now)
         self.suspended_now = []
