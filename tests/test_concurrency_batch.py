@@ -351,6 +351,32 @@ async def test_a_batch_counts_its_finished_branches_instead_of_rescanning_them(
     assert scans <= 2
 
 
+async def test_a_run_timeout_cancels_every_branch_of_a_map_still_running(
+    make_client: MakeClient,
+) -> None:
+    # The branches run in tasks of the batch's own; a run whose budget is spent while
+    # they wait is cancelled with all of them, and none goes on after run() returned.
+    client = make_client(run_timeout=0.2)
+    cancelled: list[int] = []
+
+    async def stuck(c: RunContext, item: int, index: int) -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(item)
+            raise
+
+    @client.workflow()
+    async def wide(c: RunContext) -> None:
+        await c.map(range(5), stuck)
+
+    (done,) = await client.run("wide")
+    assert done.status == "failed"
+    assert "WorkflowTimeoutError" in (done.error_message or "")
+    assert sorted(cancelled) == [0, 1, 2, 3, 4]
+    assert not await client.is_locked()
+
+
 async def test_nested_parallels_resume(make_client: MakeClient) -> None:
     client = make_client()
     runs: list[str] = []

@@ -303,9 +303,11 @@ async def run_batch(
             if reached is not None and reached != "all_completed":
                 reason.append(reached)
                 # The branches still running are cancelled (they end up "ns", not
-                # started); no worker starts another. One scope for them all: a scope
-                # per branch cost more than the rest of a branch's bookkeeping.
-                group.cancel_scope.cancel()
+                # started); no worker starts another.
+                me = asyncio.current_task()
+                for task in tasks:
+                    if task is not me:
+                        task.cancel()
 
     async def worker() -> None:
         for index in todo:
@@ -315,12 +317,18 @@ async def run_batch(
 
     pending = sum(1 for b in branches if b["s"] in ("p", "w"))
     workers = min(max_concurrency or pending, pending)
+    # asyncio's own task group: spawning a task there costs a fifth of what it costs in
+    # anyio's (measured: 4 against 18 µs), and a batch spawns one per branch. Cancelling
+    # the task that awaits it (a run timeout, an aborted pass) cancels the workers.
+    import asyncio  # here: ``import ttflow_async`` does not load asyncio
+
+    tasks: list[asyncio.Task[None]] = []
     try:
-        async with anyio.create_task_group() as group:
-            for _ in range(workers):
-                # A name of our own: anyio otherwise builds one per task from the
-                # function (a third of what spawning a task costs).
-                group.start_soon(worker, name="ttflow-async batch worker")
+        async with asyncio.TaskGroup() as group:
+            tasks.extend(
+                group.create_task(worker(), name="ttflow-async batch worker")
+                for _ in range(workers)
+            )
     except BaseExceptionGroup as failures:
         raise _first(failures) from None
     if not reason:
