@@ -126,20 +126,20 @@ async def test_an_inbox_item_is_read_once_per_store_object(
 ) -> None:
     # Inbox items never change under their id: a pass lists the inbox up to three times
     # (the idle check, the pass, the drain before its commit), and reads each file once.
-    from ttflow_async._stores._local import LocalFileStore
+    from ttflow_async._stores import _local
 
-    store = LocalFileStore(tmp_path / "state.json")
-    other = LocalFileStore(tmp_path / "state.json")
+    store = _local.LocalFileStore(tmp_path / "state.json")
+    other = _local.LocalFileStore(tmp_path / "state.json")
     for name in "abcde":
         await store.inbox_put(name, name.encode())
     reads: list[str] = []
-    read_bytes = Path.read_bytes
+    read_file = _local._read_file
 
-    def counted(path: Path) -> bytes:
-        reads.append(path.name)
-        return read_bytes(path)
+    def counted(path: str) -> bytes:
+        reads.append(os.path.basename(path))
+        return read_file(path)
 
-    monkeypatch.setattr(Path, "read_bytes", counted)
+    monkeypatch.setattr(_local, "_read_file", counted)
     assert [i for i, _ in await store.inbox_list()] == list("abcde")
     assert sorted(reads) == list("abcde")
     reads.clear()

@@ -23,7 +23,6 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
-from pathlib import Path
 from types import ModuleType
 from typing import TypeVar
 
@@ -60,7 +59,17 @@ def _version_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -68,7 +77,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, data: bytes, *, sync: bool) -> None:
+def _write_file(path: str, data: bytes, *, sync: bool) -> None:
     with open(path, "wb") as f:
         f.write(data)
         if sync:
@@ -104,16 +113,18 @@ class LocalFileStore:
         if _FCNTL is None:
             raise StoreError(NOT_POSIX)
         self._fcntl: ModuleType = _FCNTL
-        root_path = Path(path)
-        if root_path.is_symlink():
+        # Paths are plain strings: importing pathlib would cost a fresh process ~4 ms.
+        root_path = os.fspath(path)
+        if os.path.islink(root_path):
             # Follow a symlinked state file: replacing the root renames a file next to
             # the target, never over the link (which would cut it from its siblings).
-            root_path = Path(os.path.realpath(root_path))
+            root_path = os.path.realpath(root_path)
         self.root_path = root_path
-        self.lock_path = self.root_path.with_name(self.root_path.name + ".lock")
-        self.data_dir = self.root_path.with_name(self.root_path.name + ".d")
-        self.blob_dir = self.data_dir / "blobs"
-        self.inbox_dir = self.data_dir / "inbox"
+        self.folder = os.path.dirname(root_path) or "."
+        self.lock_path = root_path + ".lock"
+        self.data_dir = root_path + ".d"
+        self.blob_dir = os.path.join(self.data_dir, "blobs")
+        self.inbox_dir = os.path.join(self.data_dir, "inbox")
         self._ready = False
         #: Bodies of the items of the last inbox listing: an item never changes under
         #: its id, so a pass that lists the inbox again reads only the new files.
@@ -151,8 +162,8 @@ class LocalFileStore:
 
     def _make_dirs(self) -> None:
         if not self._ready:
-            for folder in (self.root_path.parent, self.blob_dir, self.inbox_dir):
-                folder.mkdir(parents=True, exist_ok=True)
+            for folder in (self.folder, self.blob_dir, self.inbox_dir):
+                os.makedirs(folder, exist_ok=True)
             self._ready = True
 
     @contextlib.contextmanager
@@ -176,7 +187,7 @@ class LocalFileStore:
 
     def _read_root_sync(self) -> tuple[bytes, str] | None:
         try:
-            data = self.root_path.read_bytes()
+            data = _read_file(self.root_path)
         except FileNotFoundError:
             return None
         if not data:
@@ -186,10 +197,11 @@ class LocalFileStore:
     async def read_root(self) -> tuple[bytes, str] | None:
         return await self._read_in_thread(self._read_root_sync)
 
-    def _root_tmp(self) -> Path:
-        return self.root_path.with_name(f".{self.root_path.name}.{random_hex()}.tmp")
+    def _root_tmp(self) -> str:
+        name = os.path.basename(self.root_path)
+        return os.path.join(self.folder, f".{name}.{random_hex()}.tmp")
 
-    def _swap_root(self, tmp: Path, data: bytes, expected: str | None, durable: bool) -> str:
+    def _swap_root(self, tmp: str, data: bytes, expected: str | None, durable: bool) -> str:
         """Under the lock: rename the written ``tmp`` over the root if ``expected`` is current."""
         with self._flock():
             current = self._read_root_sync()
@@ -198,7 +210,7 @@ class LocalFileStore:
                 raise RootConflict(f"expected root version {expected}, found {current_version}")
             os.replace(tmp, self.root_path)
         if durable:
-            _fsync_dir(self.root_path.parent)
+            _fsync_dir(self.folder)
         return _version_of(data)
 
     def _write_root_sync(self, data: bytes, expected: str | None, durable: bool) -> str:
@@ -208,13 +220,13 @@ class LocalFileStore:
             _write_file(tmp, data, sync=durable)
             return self._swap_root(tmp, data, expected, durable)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise
 
     async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
         return await self._in_thread(lambda: self._write_root_sync(data, expected, durable))
 
-    def _write_durably(self, files: Mapping[Path, bytes]) -> None:
+    def _write_durably(self, files: Mapping[str, bytes]) -> None:
         """Write every file, then make them all durable: one ``syncfs`` where there is one.
 
         ``syncfs`` flushes them together: cheaper than an fsync each already for two
@@ -224,7 +236,7 @@ class LocalFileStore:
         syncfs = _syncfs()
         for path, data in files.items():
             _write_file(path, data, sync=syncfs is None)
-        folders = {path.parent for path in files}
+        folders = {os.path.dirname(path) for path in files}
         if syncfs is None:
             for folder in folders:
                 _fsync_dir(folder)
@@ -242,7 +254,8 @@ class LocalFileStore:
 
     def _put_blobs_sync(self, blobs: Mapping[str, bytes]) -> None:
         self._make_dirs()
-        self._write_durably({self.blob_dir / blob_id: data for blob_id, data in blobs.items()})
+        blob_dir = self.blob_dir
+        self._write_durably({os.path.join(blob_dir, i): data for i, data in blobs.items()})
 
     async def put_blobs(self, blobs: Mapping[str, bytes]) -> None:
         if blobs:
@@ -254,11 +267,11 @@ class LocalFileStore:
         tmp = self._root_tmp()
         try:
             self._make_dirs()
-            files = {self.blob_dir / blob_id: body for blob_id, body in blobs.items()}
+            files = {os.path.join(self.blob_dir, i): body for i, body in blobs.items()}
             self._write_durably({**files, tmp: data})
             return self._swap_root(tmp, data, expected, durable=True)
         except BaseException:
-            tmp.unlink(missing_ok=True)  # a full disk must not leave a hidden file behind
+            _unlink(tmp)  # a full disk must not leave a hidden file behind
             raise
 
     async def commit_root(
@@ -274,7 +287,7 @@ class LocalFileStore:
         found: dict[str, bytes] = {}
         for blob_id in ids:
             try:
-                found[blob_id] = (self.blob_dir / blob_id).read_bytes()
+                found[blob_id] = _read_file(os.path.join(self.blob_dir, blob_id))
             except FileNotFoundError:
                 raise BlobNotFound(blob_id) from None
         return found
@@ -284,15 +297,15 @@ class LocalFileStore:
             return {}
         return await self._read_in_thread(lambda: self._get_blobs_sync(ids))
 
-    def _delete_sync(self, folder: Path, ids: Collection[str]) -> None:
+    def _delete_sync(self, folder: str, ids: Collection[str]) -> None:
         for item_id in ids:
-            (folder / item_id).unlink(missing_ok=True)
+            _unlink(os.path.join(folder, item_id))
 
     async def delete_blobs(self, ids: Collection[str]) -> None:
         if ids:
             await self._in_thread(lambda: self._delete_sync(self.blob_dir, ids))
 
-    def _list_sync(self, folder: Path) -> list[str]:
+    def _list_sync(self, folder: str) -> list[str]:
         try:
             return sorted(name for name in os.listdir(folder) if not name.startswith("."))
         except FileNotFoundError:
@@ -303,12 +316,12 @@ class LocalFileStore:
 
     def _inbox_put_sync(self, item_id: str, data: bytes) -> None:
         self._make_dirs()
-        tmp = self.inbox_dir / f".{item_id}.tmp"
+        tmp = os.path.join(self.inbox_dir, f".{item_id}.tmp")
         try:
             _write_file(tmp, data, sync=True)
-            os.replace(tmp, self.inbox_dir / item_id)
+            os.replace(tmp, os.path.join(self.inbox_dir, item_id))
         except BaseException:
-            tmp.unlink(missing_ok=True)  # a full disk must not leave a hidden file behind
+            _unlink(tmp)  # a full disk must not leave a hidden file behind
             raise
         _fsync_dir(self.inbox_dir)
 
@@ -321,7 +334,7 @@ class LocalFileStore:
             body = known.get(name)
             if body is None:
                 try:
-                    body = (self.inbox_dir / name).read_bytes()
+                    body = _read_file(os.path.join(self.inbox_dir, name))
                 except FileNotFoundError:
                     continue  # consumed and deleted by a runner since the listing
             items[name] = body
