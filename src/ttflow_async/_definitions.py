@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol
 
 from ._errors import SideeffectUsageError, WorkflowDefinitionError, WorkflowDirectCallError
 from ._retry import RetryPolicy
+from ._source import source_of
 from ._triggers import Trigger
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _PASS_THROUGH: tuple[Any, ...] = (
 
 def _code_fingerprint(fn: Callable[..., Any]) -> str:
     try:
-        source = inspect.getsource(fn)
+        source = source_of(fn)
     except (OSError, TypeError):
         code = getattr(fn, "__code__", None)
         source = repr((code.co_code, code.co_consts, code.co_names)) if code else repr(fn)
