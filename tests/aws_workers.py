@@ -29,6 +29,18 @@ def aws_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 
 
+def use_environment(env: dict[str, str]) -> None:
+    """Make ``env`` the child's AWS variables, and the only ones.
+
+    A child forks from the forkserver, whose environment is that of the test that
+    started it: a variable that test set and this one did not (a real server's
+    ``AWS_ENDPOINT_URL_DYNAMODB``) must not send this child's requests there.
+    """
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(env)
+
+
 def build_client(spec: str, **options: Any) -> Client:
     """A client with the workflows every runner process of these tests deploys."""
     client = setup(spec, **options)
@@ -67,7 +79,7 @@ def build_client(spec: str, **options: Any) -> Client:
 
 def race_worker(spec: str, env: dict[str, str], index: int, runs: int, out: str) -> None:
     """Fire ``tick`` ``runs`` times, waiting for the lock; record what happened."""
-    os.environ.update(env)
+    use_environment(env)
 
     async def main() -> dict[str, Any]:
         report: dict[str, Any] = {"statuses": [], "queued": 0}
@@ -88,7 +100,7 @@ def race_worker(spec: str, env: dict[str, str], index: int, runs: int, out: str)
 
 def fenced_runner(spec: str, env: dict[str, str], marker: str, out: str) -> None:
     """Run ``slow_job``, which signals through ``marker`` and then holds the run open."""
-    os.environ.update(env)
+    use_environment(env)
 
     async def main() -> dict[str, Any]:
         async with build_client(spec, lease_seconds=1) as client:
@@ -110,7 +122,7 @@ def crash_trial(spec: str, env: dict[str, str], kill_at: int, phase: str, out: s
     answer has arrived (the store changed but the runner never learned it). If the run
     makes fewer writes, it completes and records how many it made.
     """
-    os.environ.update(env)
+    use_environment(env)
     # The default session, warmed by the forkserver (tests/aws_preload.py): this process
     # is the only one to see the hooks registered on it.
     session = _aws.default_session(aioboto3)
