@@ -209,6 +209,51 @@ async def test_a_pass_does_not_read_the_inbox_items_its_client_is_still_deleting
     assert await client.store.inbox_list() == []
 
 
+async def test_a_listing_answered_after_its_clients_delete_leaves_the_items_out(
+    aws_spec_factory: SpecFactory,
+) -> None:
+    # The race behind a flaky run of the test above: the pass's listing reaches the
+    # server before the client's DeleteObjects, whose answer arrives first. The listing
+    # then names items this store object deleted for good: they are not read again.
+    recorder = RequestRecorder()
+    inbox_gets = 0
+    listed, deleted = anyio.Event(), anyio.Event()
+    armed = False
+
+    def count_inbox_gets(model: Any, params: dict[str, Any], **_: Any) -> None:
+        nonlocal inbox_gets
+        if model.name == "GetObject" and "/inbox/" in params["url_path"]:
+            inbox_gets += 1
+
+    async def delete_after_the_listing(model: Any, **kwargs: Any) -> None:
+        if armed and model.name == "DeleteObjects" and "/inbox/" in str(kwargs.get("params")):
+            await listed.wait()  # the server lists the items before it deletes them
+
+    async def answer_the_listing_after_the_delete(model: Any, **_: Any) -> None:
+        if not armed:
+            return
+        if model.name == "ListObjectsV2" and not listed.is_set():
+            listed.set()
+            await deleted.wait()  # ... and the delete's answer arrives first
+        elif model.name == "DeleteObjects":
+            deleted.set()
+
+    recorder.session.events.register("before-call", count_inbox_gets)
+    recorder.session.events.register("before-call", delete_after_the_listing)
+    recorder.session.events.register("after-call", answer_the_listing_after_the_delete)
+    async with _client(aws_spec_factory("s3"), recorder) as client:
+        await client.run()
+        await _spawn(client, "spawn_paused", 20)  # consumes 20 inbox items
+        inbox_gets, armed = 0, True
+        results = await client.run()
+        armed = False
+        assert listed.is_set()
+        assert deleted.is_set()
+        assert [r.status for r in results] == ["succeeded"] * 20
+        assert inbox_gets == 0
+    assert await client.store.inbox_list() == []
+
+
 async def test_an_inbox_listing_during_a_delete_that_fails_still_returns_the_items(
     aws_spec_factory: SpecFactory,
 ) -> None:

@@ -124,6 +124,9 @@ class S3Store(AwsStore["S3Client"]):
         self._inbox_prefix = f"{base}inbox/"
         #: Inbox ids this store object is deleting now (see ``inbox_list``).
         self._deleting: dict[str, _Deletion] = {}
+        #: Inbox ids this store object deleted: gone for good (ids are never reused),
+        #: though a listing the server answered before the delete may still name them.
+        self._deleted: set[str] = set()
         #: Bodies of the items of the last inbox listing: an item never changes under
         #: its id, so a pass that lists the inbox again reads only what is new.
         self._bodies: dict[str, bytes] = {}
@@ -325,6 +328,10 @@ class S3Store(AwsStore["S3Client"]):
         for deletion in set(deleting.values()):
             await deletion.done.wait()
         ids = [i for i in ids if i not in deleting or not deleting[i].ok]
+        # Those deleted already are left out too; what a listing no longer names, no
+        # later listing will, so it need not be remembered.
+        self._deleted &= set(ids)
+        ids = [i for i in ids if i not in self._deleted]
         known = {i: body for i in ids if (body := self._bodies.get(i)) is not None}
         missing = [i for i in ids if i not in known]
         if missing:
@@ -355,6 +362,7 @@ class S3Store(AwsStore["S3Client"]):
         try:
             await self._delete_keys([f"{self._inbox_prefix}{i}" for i in unique])
             deletion.ok = True
+            self._deleted.update(unique)
             for item_id in unique:
                 self._bodies.pop(item_id, None)
         finally:
