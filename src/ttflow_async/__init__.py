@@ -4,16 +4,14 @@ Workflows are plain ``async def`` functions; every ``await client.run()`` is one
 pass that takes a lease, replays and advances what is ready, commits atomically and
 releases. State lives in a local file by default, or in S3 or DynamoDB.
 
-The result and inspection records (pydantic models) are imported when first asked
-for, so that ``import ttflow_async`` builds no model and stays cheap (issue 14).
+The result and inspection records (pydantic models) and the batch records of
+``c.parallel``/``c.map`` are imported when first asked for, so that ``import
+ttflow_async`` builds no model and stays cheap (issue 14).
 """
 
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from ._batch import BatchItem as BatchItem
-from ._batch import BatchResult as BatchResult
-from ._batch import CompletionConfig as CompletionConfig
 from ._client import Client as Client
 from ._client import setup as setup
 from ._composition import Callback as Callback
@@ -48,6 +46,9 @@ from ._triggers import every_trigger as every_trigger
 from ._triggers import state_trigger as state_trigger
 
 if TYPE_CHECKING:
+    from ._batch import BatchItem as BatchItem
+    from ._batch import BatchResult as BatchResult
+    from ._batch import CompletionConfig as CompletionConfig
     from ._records import CheckResult as CheckResult
     from ._records import ContextData as ContextData
     from ._records import EventLogEntry as EventLogEntry
@@ -66,6 +67,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
+    "BatchItem": "._batch",
+    "BatchResult": "._batch",
+    "CompletionConfig": "._batch",
     "CheckResult": "._records",
     "ContextData": "._records",
     "EventLogEntry": "._records",

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _batch, _steps
+from . import _steps
 from ._composition import CompositionMixin
 from ._context_core import RunHost, RunState
 from ._context_events import EventsMixin, check_event_name, to_seconds
@@ -20,6 +20,9 @@ from ._context_state import StateMixin, check_state_name
 from ._definitions import SideeffectDef
 from ._errors import InvalidStateError, NondeterminismError
 from ._journal import Suspend, current_task_id
+
+if TYPE_CHECKING:
+    from . import _batch
 
 __all__ = [
     "RunContext",
@@ -105,6 +108,8 @@ class RunContext(StateMixin, EventsMixin, CompositionMixin):
         completion: _batch.CompletionConfig | None,
         item_names: list[str] | None,
     ) -> _batch.BatchResult:
+        from . import _batch  # here: ``import ttflow_async`` does not load the batches
+
         _batch.check_options(name, max_concurrency, completion)
         frame, entry = self._next("ba", name)
         if entry is None:

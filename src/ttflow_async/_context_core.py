@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 
-from . import _batch
 from ._errors import InvalidStateError, NondeterminismError, TtflowError
 from ._journal import Frame, Suspend, current_frame, current_task_id
 
@@ -218,6 +217,8 @@ class ContextCore:
         if self._suspended is None:
             self._suspended = Suspend(waiting)
         elif not self._shared.finished:
+            from . import _batch  # here: only concurrent suspensions need it
+
             first = self._suspended.waiting
             combined = first if first.get("concurrent") else _batch.batch_waiting(None, [first])
             combined["concurrent"] = True
