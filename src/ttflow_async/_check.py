@@ -18,10 +18,11 @@ from typing import Any
 
 import anyio
 
-from . import _format, _json
+from . import _json, _packs
 from ._context import RunContext, RunState
 from ._definitions import Registry
 from ._errors import NondeterminismError
+from ._format import JournalBlob
 from ._journal import Entry, Frame, Suspend, is_closed
 from ._lease import Clock
 from ._records import CheckResult
@@ -103,10 +104,10 @@ async def check_runs(registry: Registry, view: StoreView, clock: Clock) -> list[
     """Dry-replay every suspended and blocked run of ``view`` against ``registry``."""
     suspended = await view.all_suspended()
     ordered = sorted(suspended.items(), key=lambda item: (item[1]["since"], item[0]))
-    journals = await view.fetch(rec["j"] for _, rec in ordered if rec["j"])
+    journals = await _packs.read(view.fetch, [rec for _, rec in ordered], view.store.description)
     results = []
-    for run_id, rec in ordered:
-        problem = await _check_one(registry, view, clock, run_id, rec, journals)
+    for (run_id, rec), journal in zip(ordered, journals, strict=True):
+        problem = await _check_one(registry, view, clock, run_id, rec, journal)
         results.append(
             CheckResult(run_id=run_id, workflow_name=rec["w"], ok=problem is None, problem=problem)
         )
@@ -119,7 +120,7 @@ async def _check_one(
     clock: Clock,
     run_id: str,
     rec: Rec,
-    journals: dict[str, Any],
+    stored: JournalBlob,
 ) -> str | None:
     definition = registry.workflows.get(rec["w"])
     if definition is None:
@@ -127,7 +128,6 @@ async def _check_one(
             f"workflow {rec['w']!r} is not registered in the loaded code: the run would stay "
             "blocked until a workflow of that name is deployed again"
         )
-    stored = _format.decode_journal(rec["j"], journals[rec["j"]], view.store.description)
     run = RunState(
         run_id=run_id,
         workflow_name=rec["w"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _format, _json
+from . import _format, _json, _packs
 from ._client_core import ClientCore, _check_lock_timeout
 from ._composition import child_key
 from ._concurrency import gather
@@ -86,14 +86,15 @@ class AdminMixin(ClientCore):
                 (child, suspended[child], f"cancelled with parent {run_id}: {reason or ''}")
                 for child in children
             ]
-            journals = await view.fetch(rec["j"] for _, rec, _ in targets if rec["j"])
-            for target, rec, why in targets:
+            recs = [rec for _, rec, _ in targets]
+            journals = await _packs.read(view.fetch, recs, self.store.description)
+            for (target, rec, why), journal in zip(targets, journals, strict=True):
                 await view.remove(target, rec)
                 logs: list[str] = []
-                if rec["j"]:
-                    view.garbage.add(rec["j"])
-                    logs = list(journals[rec["j"]].get("logs") or [])
-                    await _close_callbacks(view, target, rec, journals[rec["j"]], why, run_id)
+                if journal is not None:
+                    _packs.release(view.head, view.garbage, rec["j"], "js" in rec)
+                    logs = list(journal.get("logs") or [])
+                    await _close_callbacks(view, target, rec, journal, why, run_id)
                 view.history.append(
                     _format.history_entry(
                         rec["w"],

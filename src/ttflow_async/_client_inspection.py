@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import _format, _json
+from . import _format, _json, _packs
 from ._client_core import ClientCore
 from ._context import check_state_name
 from ._lease import lease_is_live
@@ -118,8 +118,8 @@ class InspectionMixin(ClientCore):
             rec = (await view.all_suspended()).get(run_id)
             if rec is None:
                 return []
-            journal = (await view.fetch([rec["j"]]))[rec["j"]]
-            return list(_format.decode_journal(rec["j"], journal, view.store.description)["logs"])
+            (journal,) = await _packs.read(view.fetch, [rec], view.store.description)
+            return list(journal["logs"]) if journal is not None else []
 
         return await self._inspect(read)
 

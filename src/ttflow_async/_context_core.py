@@ -67,6 +67,8 @@ class RunState:
     since: float
     wake: dict[str, Any] | None = None
     journal_blob: str | None = None
+    journal_packed: bool = False
+    """Whether ``journal_blob`` is a pack holding this journal among others."""
     state_changes: list[StateChange] = field(default_factory=list)
     state_appends: list[list[Any]] = field(default_factory=list)
     """``[name, items, max_length]`` per run of consecutive ``add_list_state`` calls."""

@@ -9,8 +9,8 @@ the public pydantic record.
 ========================  ===================================================
 record                    keys
 ========================  ===================================================
-run record (index)        w workflow, since, wait, j journal blob, st started,
-                          p parent run id
+run record (index)        w workflow, since, wait, j journal blob or pack,
+                          js [start, end] in the pack, st started, p parent run id
 journal blob              args, entries, logs, wake
 history entry             w, r run id, t time, s status, l logs, res result,
                           em error message, tb traceback, st started, p parent
@@ -47,6 +47,7 @@ class RunRec(TypedDict):
     since: float
     wait: dict[str, Any]
     j: str | None
+    js: NotRequired[list[int]]
     st: NotRequired[float]
     p: NotRequired[str | None]
 

@@ -9,10 +9,12 @@
            ├─ state shards   state name  -> value
            ├─ wait shards    event name  -> {run_id: rec}
            ├─ timer shards   run_id      -> rec           (min due time kept in the head)
-           ├─ journals       one blob per suspended run: {args, entries, logs, wake}
+           ├─ journals       {args, entries, logs, wake}: one blob per run, or packs
+           │                 of the runs suspended by one commit (see _packs)
            └─ log segments   capped, append-only lists (history, event log, traces)
 
-A run record ``rec`` is ``{"w": workflow, "since": t, "wait": {...}, "j": journal id}``.
+A run record ``rec`` is ``{"w": workflow, "since": t, "wait": {...}, "j": journal id}``
+(and ``"js": [start, end]``, the journal's bytes in the pack ``j``).
 Only what a pass needs is read: the head, the shards of delivered event names, the
 timer shards that are due, and the journals of ready runs. Every write goes to a fresh
 blob id; the old blobs become garbage deleted after the commit.
@@ -30,14 +32,16 @@ from . import _json
 from ._errors import CorruptStateError
 
 FORMAT = "ttflow-async"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Written by this engine. Version 2 added the optional head keys ``keys``,
 ``consumed`` and ``pending`` and history/run-record keys; it moved the consumed inbox
-ids from the root into the head, which an engine of version 1 would not see."""
+ids from the root into the head, which an engine of version 1 would not see. Version 3
+added journal packs (:mod:`._packs`: blobs ``jp-``, the run-record key ``js`` and the
+head's ``packs`` counts), which an engine of version 2 would read as corrupt journals."""
 
-READ_VERSIONS = (1, 2)
-"""Read (and resumed) by this engine; a version-1 store becomes version 2 at its first
-commit."""
+READ_VERSIONS = (1, 2, 3)
+"""Read (and resumed) by this engine; a store of version 1 or 2 becomes version 3 at its
+first commit (nothing is rewritten: its journal blobs stay valid)."""
 
 STATE_SHARDS = 16
 WAIT_SHARDS = 64

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import _format
+from . import _format, _json, _packs
 from ._errors import BlobNotFound, CorruptStateError, RootConflict, StoreError, TtflowError
 from ._ids import random_uuid
 from ._lease import LeaseLost
@@ -169,14 +169,13 @@ class Pass(PassWaves):
         view = self.view
         now = self.now()
         executions = []
+        journals: list[tuple[dict[str, Any], bytes]] = []
         for run_id, outcome in self.outcomes.items():
             run = outcome.run
-            if run.journal_blob is not None:
-                view.garbage.add(run.journal_blob)
+            _packs.release(view.head, view.garbage, run.journal_blob, run.journal_packed)
             if outcome.rec is not None:
-                outcome.rec["j"] = view.add_blob(
-                    "j", _format.journal_blob(run.args, run.entries, run.logs, run.wake)
-                )
+                journal = _format.journal_blob(run.args, run.entries, run.logs, run.wake)
+                journals.append((outcome.rec, _json.dumps(journal)))
             else:
                 view.history.append(
                     _format.history_entry(
@@ -204,6 +203,10 @@ class Pass(PassWaves):
                     appends=run.state_appends,
                 )
             )
+        if journals:
+            packs = dict(view.head.get("packs") or {})
+            _packs.stage(journals, view.new_blobs, packs)
+            view.head["packs"] = packs
         if executions or view.events.pending:
             view.traces.append(
                 _format.trace_entry(random_uuid(), self.started, trigger, executions)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from . import _format, _json
+from . import _format, _json, _packs
 from ._context import RunContext, RunState, Suspend
 from ._definitions import WorkflowDef
 from ._errors import InvalidStateError, WorkflowTimeoutError
@@ -56,23 +56,25 @@ class PassExecution(PassHost):
 
     async def _load_runs(self, recs: list[tuple[str, Rec]]) -> list[RunState]:
         live = {run_id: o.run for run_id, o in self.outcomes.items()}
-        blobs = await self.view.fetch(rec["j"] for run_id, rec in recs if run_id not in live)
+        stored = [rec for run_id, rec in recs if run_id not in live]
+        journals = iter(await _packs.read(self.view.fetch, stored, self.store.description))
         runs = []
         for run_id, rec in recs:
             if run_id in live:
                 runs.append(live[run_id])
                 continue
-            stored = _format.decode_journal(rec["j"], blobs[rec["j"]], self.store.description)
+            journal = next(journals)
             runs.append(
                 RunState(
                     run_id=run_id,
                     workflow_name=rec["w"],
-                    args=stored["args"],
-                    entries=stored["entries"],
-                    logs=stored["logs"],
+                    args=journal["args"],
+                    entries=journal["entries"],
+                    logs=journal["logs"],
                     since=rec["since"],
-                    wake=stored.get("wake"),
+                    wake=journal.get("wake"),
                     journal_blob=rec["j"],
+                    journal_packed="js" in rec,
                 )
             )
         return runs

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import _json
+from . import _json, _packs
 from ._concurrency import gather
 from ._errors import CorruptStateError
 from ._index import Rec, RunIndex, Shards
@@ -68,9 +68,10 @@ def check_head(head: Any, head_id: str, store: Store) -> dict[str, Any]:
             ):
                 problem = f"its {key!r} is {value!r:.60}"
                 break
-        for key in ("next_run", "blocked"):
-            if problem is None and not isinstance(head.get(key), dict):
-                problem = f"its {key!r} is {head.get(key)!r:.60}"
+        for key in ("next_run", "blocked", "packs"):
+            value = head.get(key) if key != "packs" else head.get(key, {})
+            if problem is None and not isinstance(value, dict):
+                problem = f"its {key!r} is {value!r:.60}"
     if problem is not None:
         raise CorruptStateError(
             f"the head blob {head_id} of {store.description} is not a ttflow-async head "
@@ -170,6 +171,8 @@ class StoreView:
         return {i: self.cache[i] for i in ids}
 
     def _decode(self, blob_id: str, data: bytes) -> Any:
+        if _packs.is_pack(blob_id):  # its journals are decoded one by one, when read
+            return data
         try:
             value = _json.loads(data)
         except ValueError as exc:
