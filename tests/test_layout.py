@@ -12,6 +12,7 @@ from ttflow_async import CorruptStateError
 from ttflow_async._json import dumps, loads
 from ttflow_async._layout import (
     FORMAT_VERSION,
+    MERGE_AFTER,
     SEGMENT_BYTES,
     SEGMENT_SIZE,
     CappedLog,
@@ -153,17 +154,34 @@ async def test_capped_log_closes_a_segment_at_its_byte_budget() -> None:
     assert await log.read(blobs.fetch) == [big] * 5
 
 
-async def test_capped_log_rewrites_only_its_open_tail() -> None:
+async def test_capped_log_appends_without_reading_and_merges_its_small_tail() -> None:
     blobs = Blobs()
     log = CappedLog("e", [], cap=1000)
-    for round_ in range(3):
+    reads: list[list[str]] = []
+
+    async def fetch(ids: Iterable[str]) -> dict[str, Any]:
+        reads.append(sorted(ids))
+        return await blobs.fetch(ids)
+
+    for round_ in range(MERGE_AFTER):
         log.append(round_)
         new_blobs: dict[str, bytes] = {}
         garbage: set[str] = set()
-        tail = log.tail_id()
-        await log.flush(blobs.fetch, new_blobs, garbage)
+        assert log.merge_ids() == []
+        await log.flush(fetch, new_blobs, garbage)
         blobs.data.update(new_blobs)
         assert len(new_blobs) == 1
-        assert garbage == ({tail} if tail else set())
-    assert await log.read(blobs.fetch) == [0, 1, 2]
+        assert garbage == set()
+    assert reads == []  # eight appends, eight new segments, nothing read
+    small = log.blob_ids()
+    assert log.merge_ids() == small
+
+    log.append(MERGE_AFTER)
+    new_blobs = {}
+    garbage = set()
+    await log.flush(fetch, new_blobs, garbage)
+    blobs.data.update(new_blobs)
+    assert reads == [sorted(small)]  # the ninth merges them: one read
+    assert garbage == set(small)
     assert len(log.segments) == 1
+    assert await log.read(blobs.fetch) == list(range(MERGE_AFTER + 1))

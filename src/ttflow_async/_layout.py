@@ -54,6 +54,8 @@ EVENT_LOG_CAP = 1000
 TRACE_CAP = 500
 SEGMENT_SIZE = 100
 SEGMENT_BYTES = 64 * 1024
+MERGE_AFTER = 8
+"""Small segments a log may trail before a flush merges them (:class:`CappedLog`)."""
 
 Fetch = Callable[[Iterable[str]], Awaitable[dict[str, Any]]]
 
@@ -232,9 +234,13 @@ class ShardedMap:
 class CappedLog:
     """An append-only list keeping about the last ``cap`` entries in bounded segments.
 
-    A segment holds at most ``SEGMENT_SIZE`` entries; once it reaches ``SEGMENT_BYTES``
-    it is closed early. Appending rewrites only the last, open segment, so the cost of
-    an append stays bounded however large earlier entries were; whole segments fall off
+    A segment holds at most ``SEGMENT_SIZE`` entries and about ``SEGMENT_BYTES`` bytes.
+    A flush writes the pending entries as new segments without reading any: on S3 a
+    commit costs no read of the log it appends to. Once :data:`MERGE_AFTER` small
+    segments (under half full) trail the log, the next flush reads them and rewrites
+    them with its entries into full ones, so a log of ``cap`` entries stays a bounded
+    number of segments and the reads it costs are one flush in :data:`MERGE_AFTER`
+    (announced by :meth:`merge_ids`, which a pass reads ahead). Whole segments fall off
     the front once the rest still holds ``cap`` entries. A segment is recorded in the
     head as ``[blob id, entry count, byte size]``.
     """
@@ -257,28 +263,36 @@ class CappedLog:
         entries.extend(self.pending)
         return entries[-self.cap :]
 
-    def tail_id(self) -> str | None:
-        """The blob id of the open last segment, which the next flush rewrites."""
-        if self.segments:
-            last = self.segments[-1]
-            size = last[2] if len(last) > 2 else 0
-            if last[1] < SEGMENT_SIZE and size < SEGMENT_BYTES:
-                return str(last[0])
-        return None
+    def _small_tail(self) -> int:
+        """How many small segments trail the log."""
+        n = 0
+        for seg in reversed(self.segments):
+            size = seg[2] if len(seg) > 2 else 0
+            if seg[1] * 2 > SEGMENT_SIZE or size * 2 > SEGMENT_BYTES:
+                break
+            n += 1
+        return n
+
+    def merge_ids(self) -> list[str]:
+        """The segments the next flush reads and rewrites (none until a merge is due)."""
+        n = self._small_tail()
+        if n < MERGE_AFTER:
+            return []
+        return [str(seg[0]) for seg in self.segments[-n:]]
 
     async def flush(self, fetch: Fetch, blobs: dict[str, bytes], garbage: set[str]) -> None:
-        """Write pending entries: rewrite the open segment, add new ones, drop old ones."""
+        """Write pending entries as new segments (merging a small tail), drop old ones."""
         if not self.pending:
             return
+        pending, self.pending = self.pending, []
+        merged = self.merge_ids()
+        if merged:
+            found = await fetch(merged)
+            del self.segments[-len(merged) :]
+            garbage.update(merged)
+            pending = [e for blob_id in merged for e in found[blob_id]] + pending
         chunk: list[Any] = []
         size = 0
-        open_id = self.tail_id()
-        if open_id is not None:
-            segment = self.segments.pop()
-            chunk = list((await fetch([open_id]))[open_id])
-            size = segment[2] if len(segment) > 2 else len(_json.dumps(chunk))
-            garbage.add(open_id)
-        pending, self.pending = self.pending, []
         for entry in pending:
             encoded = len(_json.dumps(entry))
             if chunk and (len(chunk) >= SEGMENT_SIZE or size + encoded > SEGMENT_BYTES):

@@ -132,13 +132,14 @@ class StoreView:
     async def prefetch(self) -> None:
         """Read ahead what a pass will most likely read later, while its runs start.
 
-        The open log segments a commit rewrites, and the state shards when there are at
+        The log segments a commit merges (one commit in :data:`~._layout.MERGE_AFTER`
+        reads any), and the state shards when there are at
         most :data:`PREFETCHED_STATE_SHARDS` of them (a small state map): a state read
         in a workflow then waits for no request of its own. The shards of a larger map
         are read when a run reads them.
         """
         logs = (self.history, self.events, self.traces)
-        ids = [t for t in (log.tail_id() for log in logs) if t is not None]
+        ids = [i for log in logs for i in log.merge_ids()]
         shards = [i for i in self.states.ids if i is not None]
         if len(shards) <= PREFETCHED_STATE_SHARDS:
             ids += shards
@@ -307,8 +308,7 @@ class StoreView:
     async def stage_head(self) -> str:
         """Write every changed shard, log segment and a new head into ``new_blobs``."""
         logs = (self.history, self.events, self.traces)
-        tails = [log.tail_id() for log in logs if log.pending]
-        await self.fetch([t for t in tails if t is not None])
+        await self.fetch([i for log in logs if log.pending for i in log.merge_ids()])
         for log in logs:
             await log.flush(self.fetch, self.new_blobs, self.garbage)
         head = dict(self.head)
