@@ -22,8 +22,15 @@ inbox again (if the lease is taken over this very root, no commit happened since
 every item listed is still there and no other was consumed; later items are found by
 the pass's drain of the inbox).
 
-A client keeps the last head it found idle (:class:`IdleCheck`): blobs never change
-under their id, so a warm client's idle pass is the root and the inbox listing alone.
+Every commit also writes a summary of its head into the root (:func:`root_hint`,
+``"idle": {"fp", "due"}``: the definitions fingerprint and the earliest time anything
+falls due, 0 for at once, null for never), unless a suspended run may wait for
+``_every``. With it the pass is decided from the root and the inbox listing alone: one
+request wave when idle, and when not, the head is read beside the lease-taking write
+instead of before it. A root without the summary (older formats, or an ``_every``
+waiter) is decided from the head as above; a client keeps the last head it found idle
+(:class:`IdleCheck`): blobs never change under their id, so a warm client's idle pass
+is then the root and the inbox listing alone.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ._concurrency import gather_reads
 from ._errors import BlobNotFound
 from ._index import RunIndex
+from ._layout import WAIT_SHARDS, shard_of
 from ._lease import lease_is_live
 from ._triggers import EVERY_EVENT
 from ._view import StoreView
@@ -62,6 +70,15 @@ class IdleCheck:
         view.inbox = found[1]
         if view.inbox or lease_is_live(view.root, now):
             return False, view
+        hint = _read_hint(view.root)
+        if hint is not None:
+            fingerprint, due = hint
+            quiet = (
+                fingerprint == registry.fingerprint()
+                and (due is None or due > now)
+                and not registry.started_by_event(EVERY_EVENT)
+            )
+            return (True, None) if quiet else (False, view)
         head_id: str | None = view.root.get("head")
         try:
             if head_id is not None and head_id == self._head_id and self._head is not None:
@@ -95,3 +112,33 @@ def _quiet(head: dict[str, Any], index: RunIndex, registry: Registry, now: float
         or index.due_shards(now)
         or registry.started_by_event(EVERY_EVENT)
     )
+
+
+_EVERY_SHARD = shard_of(EVERY_EVENT, WAIT_SHARDS)
+
+
+def root_hint(head: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of ``head`` a commit writes into the root, or None when there is none.
+
+    None when a run may wait for ``_every`` (its wait shard is not empty): whether a
+    pass is idle then depends on a shard the root cannot summarise.
+    """
+    if head["waits"][_EVERY_SHARD] is not None:
+        return None
+    if head.get("pending") or head.get("next_run"):
+        return {"fp": head["fp"], "due": 0}
+    times = [t for t in head["timer_min"] if t is not None]
+    return {"fp": head["fp"], "due": min(times) if times else None}
+
+
+def _read_hint(root: dict[str, Any]) -> tuple[str, float | None] | None:
+    """The root's summary of its head, if it has a valid one (else None: read the head)."""
+    hint = root.get("idle")
+    if root.get("head") is None or not isinstance(hint, dict):
+        return None
+    fingerprint, due = hint.get("fp"), hint.get("due")
+    if not isinstance(fingerprint, str):
+        return None
+    if due is not None and (type(due) not in (int, float)):
+        return None
+    return fingerprint, due

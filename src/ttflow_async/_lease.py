@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import anyio
@@ -136,23 +136,60 @@ class Lease:
             )
 
     async def acquire(
-        self, wait_seconds: float | None, *, first_view: StoreView | None = None
+        self,
+        wait_seconds: float | None,
+        *,
+        first_view: StoreView | None = None,
+        read_ahead: Callable[[StoreView], Coroutine[Any, Any, None]] | None = None,
     ) -> StoreView:
         """Take the lease, waiting up to ``wait_seconds``; returns the view it read.
 
         ``first_view``, a view read just before, saves a read of the root when it is
-        still current.
+        still current. ``read_ahead(view)`` runs beside each lease-taking write (a pass
+        reads the head and lists the inbox then, one request wave fewer); what it read
+        is kept only with the view the lease was taken over, so it must not raise.
         """
         deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
         delay = 0.02
         while True:
             view, first_view = first_view or await StoreView.read(self.store), None
-            if await self.try_acquire(view):
+            if read_ahead is None or lease_is_live(view.root, self.clock()):
+                taken = await self.try_acquire(view)
+            else:
+                taken = await self._acquire_reading_ahead(view, read_ahead)
+            if taken:
                 return view
             if deadline is None or time.monotonic() >= deadline:
                 raise StateLockedError(self.locked_message(queued=False), queued=False)
             await anyio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
+
+    async def _acquire_reading_ahead(
+        self, view: StoreView, read_ahead: Callable[[StoreView], Coroutine[Any, Any, None]]
+    ) -> bool:
+        """:meth:`try_acquire` with ``read_ahead(view)`` beside it.
+
+        Cancelled once the lease is taken but before the reads are done, the lease is
+        released again: the caller, who never learns it held the lease, cannot.
+        """
+        taken = False
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_ahead, view, name="ttflow-async read ahead")
+                try:
+                    taken = await self.try_acquire(view)
+                except Exception as exc:  # raised below as itself, not in a group
+                    error = exc
+                if not taken:
+                    tg.cancel_scope.cancel()
+        except BaseException:
+            if taken:
+                await self.release()
+            raise
+        if error is not None:
+            raise error
+        return taken
 
     def locked_message(self, *, queued: bool) -> str:
         """What a StateLockedError says, with or without a queued trigger."""

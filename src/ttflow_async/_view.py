@@ -365,9 +365,15 @@ async def commit_view(view: StoreView, lease: Lease, *, consumed: list[str] | No
     delivered; they are kept in the head so the next pass skips them if their deletion
     after the commit never happened.
     """
+    from ._idle import root_hint  # here: _idle reads views
+
     view.head["consumed"] = list(consumed or [])
     head_id = await view.stage_head()
     root = {**lease.root, "v": FORMAT_VERSION, "head": head_id, "consumed": []}
+    root.pop("idle", None)
+    hint = root_hint(view.head)
+    if hint is not None:
+        root["idle"] = hint
     await lease.commit(root, view.new_blobs)  # a version-1 root is migrated here
     view.root = lease.root
     view.version = lease.version

@@ -1,0 +1,129 @@
+"""The root's summary of its head: a pass decided from the root and the inbox alone.
+
+Every commit writes into the root the definitions fingerprint of its head and the
+earliest time anything falls due. A pass with nothing to do then reads no blob at all
+(one request wave on S3 and DynamoDB), and a pass with work reads the head beside its
+lease-taking write. Each test runs on every store, with an injected clock; blob reads
+are counted between the engine and the real backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from tests.conftest import MakeClient
+from tests.faulty_store import FaultyStore
+from ttflow_async import Client, RunContext, setup
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class BlobReads(FaultyStore):
+    """Forwards every call; counts the blobs read."""
+
+    def __init__(self, inner: object) -> None:
+        super().__init__(inner)  # type: ignore[arg-type]
+        self.read: list[str] = []
+
+    async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
+        self.read.extend(ids)
+        return await super().get_blobs(ids)
+
+
+def _sleeper(client: Client) -> None:
+    @client.workflow()
+    async def sleeper(c: RunContext) -> None:
+        await c.log("asleep")
+        await c.sleep(60)
+        await c.log("awake")
+
+
+async def test_a_pass_with_nothing_due_reads_no_blob(make_client: MakeClient) -> None:
+    clock = Clock(1_000_000.0)
+    first = make_client(clock=clock)
+    _sleeper(first)
+    (asleep,) = await first.run("sleeper")
+    assert asleep.status == "paused"
+
+    clock.now += 30
+    reads = BlobReads(make_client().store)
+    fresh = setup(reads, clock=clock)  # a new process: no head kept from an earlier pass
+    _sleeper(fresh)
+    assert await fresh.run() == []
+    assert reads.read == []  # decided from the root and the inbox listing
+
+    clock.now += 31  # the sleep is due: the summary says so, and the run wakes
+    (awake,) = await fresh.run()
+    assert (awake.run_id, awake.status) == (asleep.run_id, "succeeded")
+    assert awake.logs == ["asleep", "awake"]
+    assert await fresh.run() == []
+
+
+async def test_new_definitions_are_delivered_though_nothing_is_due(make_client: MakeClient) -> None:
+    clock = Clock(1_000_000.0)
+    old = make_client(clock=clock)
+    _sleeper(old)
+    await old.run("sleeper")
+    assert await old.run() == []
+
+    new = make_client(clock=clock)
+    _sleeper(new)
+
+    @new.workflow()
+    async def added(c: RunContext) -> None:
+        await c.log("added")
+
+    assert await new.run() == []  # nothing to run, but the change is delivered and logged
+    assert [e.event_name for e in await new.event_log()].count("workflows_changed") == 2
+    assert await new.run() == []
+    assert await old.run() == []  # the old code sees other definitions again
+    assert [e.event_name for e in await old.event_log()].count("workflows_changed") == 3
+
+
+async def test_an_admin_commit_updates_the_summary(make_client: MakeClient) -> None:
+    clock = Clock(1_000_000.0)
+    client = make_client(clock=clock)
+    _sleeper(client)
+    (asleep,) = await client.run("sleeper")
+    await client.cancel(asleep.run_id, "not needed")
+
+    clock.now += 120  # the cancelled sleep would be due now
+    reads = BlobReads(make_client().store)
+    fresh = setup(reads, clock=clock)
+    _sleeper(fresh)
+    root_before = await fresh.store.read_root()
+    assert await fresh.run() == []
+    assert reads.read == []
+    assert await fresh.store.read_root() == root_before
+
+    await client.set_state("mode", "on")  # a commit with no run: still nothing due
+    assert await fresh.run() == []
+    assert await fresh.get_state("mode") == "on"
+
+
+async def test_a_run_paused_until_the_next_pass_is_due_at_once(make_client: MakeClient) -> None:
+    client = make_client()
+
+    @client.workflow()
+    async def twice(c: RunContext) -> None:
+        await c.pause_once()
+        await c.log("resumed")
+
+    await client.run("twice")
+    reads = BlobReads(make_client().store)
+    fresh = setup(reads)
+
+    @fresh.workflow()
+    async def twice(c: RunContext) -> None:  # noqa: F811 - the same code, another process
+        await c.pause_once()
+        await c.log("resumed")
+
+    (done,) = await fresh.run()
+    assert (done.status, done.logs) == ("succeeded", ["resumed"])
+    assert await fresh.run() == []
