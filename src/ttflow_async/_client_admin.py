@@ -116,7 +116,9 @@ class AdminMixin(ClientCore):
 
         async def call() -> None:
             async with self._holding_lease(lock_timeout) as lease:
-                await lease.write({**lease.root, "head": None, "consumed": []}, keep=True)
+                emptied = {**lease.root, "head": None, "consumed": []}
+                emptied.pop("idle", None)  # the summary of a head that is gone
+                await lease.write(emptied, keep=True)
                 blobs, inbox = await gather(self.store.list_blobs, self.store.inbox_list)
                 await gather(
                     lambda: self.store.delete_blobs(blobs),
