@@ -68,8 +68,8 @@ def check_head(head: Any, head_id: str, store: Store) -> dict[str, Any]:
             ):
                 problem = f"its {key!r} is {value!r:.60}"
                 break
-        for key in ("next_run", "blocked", "packs"):
-            value = head.get(key) if key != "packs" else head.get(key, {})
+        for key, missing in (("next_run", None), ("blocked", None), ("packs", {})):
+            value = head.get(key, missing)
             if problem is None and not isinstance(value, dict):
                 problem = f"its {key!r} is {value!r:.60}"
     if problem is not None:
