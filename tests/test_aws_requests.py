@@ -154,6 +154,21 @@ WRITES = frozenset(
 )
 
 
+async def test_the_first_open_of_an_s3_store_proves_its_conditions_in_two_waves(
+    aws_spec_factory: SpecFactory,
+) -> None:
+    # Every fresh process (a cron tick, a Lambda cold start) pays this once: the probe's
+    # write, then its two conditional writes together (issue 14), not one after another.
+    spec = aws_spec_factory("s3")
+    async with _client(spec, RequestRecorder()) as client:
+        await client.run()  # the store exists and has been proven once
+    recorder = RequestRecorder()
+    async with _client(spec, recorder) as fresh:  # entering opens the store
+        await fresh.store.open()  # (and opening it again proves nothing again)
+        assert recorder.operations == Counter({"PutObject": 3}), recorder.operations
+        assert recorder.waves == 2, recorder.operations
+
+
 @pytest.mark.parametrize("kind", ["s3", "dynamodb"])
 async def test_an_idle_pass_writes_nothing_and_reads_in_one_wave(
     kind: Literal["s3", "dynamodb"], aws_spec_factory: SpecFactory

@@ -5,9 +5,11 @@ and the message of a failed ``DeleteObjects``.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import TYPE_CHECKING
 
+from .._concurrency import gather
 from .._errors import StoreError
 from ._aws_errors import error_code, http_status
 
@@ -62,7 +64,10 @@ async def prove_conditions(s3: S3Client, bucket: str, key: str, description: str
     """Refuse a server that ignores ``If-None-Match`` / ``If-Match`` on ``PutObject``.
 
     Writes the probe ``key``, then a conditional create of it and a write with a stale
-    ``If-Match``: both must be refused. Request failures propagate untranslated.
+    ``If-Match``, together (two request waves in all): both must be refused. On a server
+    that keeps the conditions either answer may be ``412`` or, as the two race,
+    ``409 ConditionalRequestConflict``; both are refusals. Request failures propagate
+    untranslated.
 
     Raises:
         StoreError: the server accepted one of the two conditional writes.
@@ -85,13 +90,20 @@ async def prove_conditions(s3: S3Client, bucket: str, key: str, description: str
         (create, "a conditional create (If-None-Match: *) of an object that exists"),
         (stale, "a write with a stale If-Match"),
     )
-    for request, what in checks:
+
+    async def refused(request: PutObjectRequestTypeDef) -> bool:
         try:
             await s3.put_object(**request)
         except Exception as exc:
             if error_code(exc) in CONFLICT_CODES or http_status(exc) == 412:
-                continue
+                return True
             raise
+        return False
+
+    answers = await gather(*(functools.partial(refused, request) for request, _ in checks))
+    for (_, what), was_refused in zip(checks, answers, strict=True):
+        if was_refused:
+            continue
         raise StoreError(
             f"{description} at {endpoint} accepted {what} on the key "
             f"{key!r}: this S3 server ignores conditional writes, so "
