@@ -14,14 +14,7 @@ from collections.abc import Collection
 from tests.conftest import MakeClient
 from tests.faulty_store import FaultyStore
 from ttflow_async import Client, RunContext, setup
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from ttflow_async.testing import TestClock
 
 
 class BlobReads(FaultyStore):
@@ -45,20 +38,20 @@ def _sleeper(client: Client) -> None:
 
 
 async def test_a_pass_with_nothing_due_reads_no_blob(make_client: MakeClient) -> None:
-    clock = Clock(1_000_000.0)
+    clock = TestClock(1_000_000.0)
     first = make_client(clock=clock)
     _sleeper(first)
     (asleep,) = await first.run("sleeper")
     assert asleep.status == "paused"
 
-    clock.now += 30
+    clock.advance(30)
     reads = BlobReads(make_client().store)
     fresh = setup(reads, clock=clock)  # a new process: no head kept from an earlier pass
     _sleeper(fresh)
     assert await fresh.run() == []
     assert reads.read == []  # decided from the root and the inbox listing
 
-    clock.now += 31  # the sleep is due: the summary says so, and the run wakes
+    clock.advance(31)  # the sleep is due: the summary says so, and the run wakes
     (awake,) = await fresh.run()
     assert (awake.run_id, awake.status) == (asleep.run_id, "succeeded")
     assert awake.logs == ["asleep", "awake"]
@@ -66,7 +59,7 @@ async def test_a_pass_with_nothing_due_reads_no_blob(make_client: MakeClient) ->
 
 
 async def test_new_definitions_are_delivered_though_nothing_is_due(make_client: MakeClient) -> None:
-    clock = Clock(1_000_000.0)
+    clock = TestClock(1_000_000.0)
     old = make_client(clock=clock)
     _sleeper(old)
     await old.run("sleeper")
@@ -87,13 +80,13 @@ async def test_new_definitions_are_delivered_though_nothing_is_due(make_client: 
 
 
 async def test_an_admin_commit_updates_the_summary(make_client: MakeClient) -> None:
-    clock = Clock(1_000_000.0)
+    clock = TestClock(1_000_000.0)
     client = make_client(clock=clock)
     _sleeper(client)
     (asleep,) = await client.run("sleeper")
     await client.cancel(asleep.run_id, "not needed")
 
-    clock.now += 120  # the cancelled sleep would be due now
+    clock.advance(120)  # the cancelled sleep would be due now
     reads = BlobReads(make_client().store)
     fresh = setup(reads, clock=clock)
     _sleeper(fresh)

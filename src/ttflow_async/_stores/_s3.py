@@ -17,9 +17,9 @@ Many S3-compatible servers (and AWS S3 before August 2024) ignore ``If-Match`` a
 ``If-None-Match`` on ``PutObject``: every write succeeds, and two runners could both
 commit. So the store proves the conditions on its probe key before it is used, at
 ``ensure()`` and at the first ``open()`` of each store object (three requests in two
-waves, once):
-a conditional create of the existing probe and a write with a stale ``If-Match`` must
-both be refused. A server that accepts either is refused with a :class:`StoreError`.
+waves, once): a conditional create of the existing probe and a write with a stale
+``If-Match`` must both be refused. A server that accepts either is refused with a
+:class:`StoreError`.
 
 The ETag changes whenever the content does. Without a customer-managed KMS key it is
 the MD5 of the body, so two roots with identical bytes share a version token; they are

@@ -102,15 +102,14 @@ async def prove_conditions(s3: S3Client, bucket: str, key: str, description: str
 
     answers = await gather(*(functools.partial(refused, request) for request, _ in checks))
     for (_, what), was_refused in zip(checks, answers, strict=True):
-        if was_refused:
-            continue
-        raise StoreError(
-            f"{description} at {endpoint} accepted {what} on the key "
-            f"{key!r}: this S3 server ignores conditional writes, so "
-            "two runners could both commit and lose work. Use AWS S3 or an "
-            "S3-compatible server that implements If-Match and If-None-Match on "
-            "PutObject (see docs/aws.md)."
-        )
+        if not was_refused:
+            raise StoreError(
+                f"{description} at {endpoint} accepted {what} on the key "
+                f"{key!r}: this S3 server ignores conditional writes, so "
+                "two runners could both commit and lose work. Use AWS S3 or an "
+                "S3-compatible server that implements If-Match and If-None-Match on "
+                "PutObject (see docs/aws.md)."
+            )
 
 
 def delete_failed(description: str, count: int, first: ErrorTypeDef) -> StoreError:
