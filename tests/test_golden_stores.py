@@ -1,7 +1,8 @@
 """Golden stores: checked-in stores of every storage format version must stay readable.
 
 tests/golden/v1/ was written by tests/golden/make_v1_store.py, tests/golden/v2/ by
-make_v2_store.py and tests/golden/v3/ by make_v3_store.py; they are never regenerated.
+make_v2_store.py, tests/golden/v3/ by make_v3_store.py and tests/golden/v4/ by
+make_v4_store.py; they are never regenerated.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def test_version_1_store_reads_and_resumes(tmp_path: Path) -> None:
     assert await client.run_logs(cake.run_id) == ["1 x cake at 5"]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 async def test_an_older_store_becomes_the_current_version_at_its_first_commit(
     tmp_path: Path, version: int
 ) -> None:
@@ -47,10 +48,12 @@ async def test_an_older_store_becomes_the_current_version_at_its_first_commit(
     root = tmp_path / "old" / "state.json"
     assert json.loads(root.read_text())["v"] == version
     client = make_client(f"local:{root}")
+    orders = await client.get_state("orders")
+    paused = sorted(p.run_id for p in await client.paused_runs())
     await client.run()  # delivers the queued note: a commit
-    assert json.loads(root.read_text())["v"] == FORMAT_VERSION == 3
-    assert await client.get_state("orders") == ["tea", "cake"]
-    assert {p.workflow_name for p in await client.paused_runs()} == {"order", "reminder"}
+    assert json.loads(root.read_text())["v"] == FORMAT_VERSION == 4
+    assert await client.get_state("orders") == orders
+    assert sorted(p.run_id for p in await client.paused_runs()) == paused
 
 
 async def test_version_2_store_reads_and_resumes(tmp_path: Path) -> None:
@@ -110,10 +113,39 @@ async def test_version_3_store_reads_and_resumes_runs_from_a_shared_journal_pack
         ("2 x tea at 3", "approved by ana"),
     ]
     assert packs() == [pack]  # the cake order still reads its journal from it
-    assert json.loads(root.read_text())["v"] == 3
+    assert json.loads(root.read_text())["v"] == FORMAT_VERSION
 
     (done,) = await client.run("approve:cake", {"by": "bo"})
     assert done.logs == ["1 x cake at 5", "approved by bo"]
     assert packs() == []  # its last journal released: the pack went with the commit
     assert [p.workflow_name for p in await client.paused_runs()] == ["reminder"]
     assert await client.run("order", {"item": "tea", "quantity": 1}, key="fresh-key") != []
+
+
+async def test_version_4_store_delivers_the_item_left_in_its_inbox_log(tmp_path: Path) -> None:
+    shutil.copytree(GOLDEN / "v4", tmp_path / "v4")
+    root = tmp_path / "v4" / "state.json"
+    logs = tmp_path / "v4" / "state.json.d" / "inbox-logs"
+    client = make_client(f"local:{root}")
+    (log,) = logs.iterdir()  # the note sent last, in the log of the client that sent it
+
+    paused = sorted(
+        (p.workflow_name, p.waiting_for.get("name", "")) for p in await client.paused_runs()
+    )
+    assert paused == [
+        ("order", "approve:cake"),
+        ("order", "approve:tea"),
+        ("order", "approve:tea"),
+        ("reminder", ""),
+    ]
+    assert sorted(await client.get_state("orders")) == ["cake", "tea", "tea"]
+    results = await client.run("approve:tea", {"by": "ana"})
+    by_name = sorted((r.workflow_name, tuple(r.logs)) for r in results)
+    assert by_name == [
+        ("note", ("note: left in the inbox",)),
+        ("order", ("1 x tea at 3", "approved by ana")),
+        ("order", ("2 x tea at 3", "approved by ana")),
+    ]
+    assert not log.exists()  # its one item consumed and its writer gone: deleted
+    assert await client.run() == []  # delivered once
+    assert json.loads(root.read_text())["v"] == FORMAT_VERSION

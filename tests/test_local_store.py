@@ -121,17 +121,19 @@ def test_without_posix_file_locks_the_local_store_says_so_and_the_rest_works(
     assert not (tmp_path / "state.json").exists()
 
 
-async def test_an_inbox_item_is_read_once_per_store_object(
+async def test_an_inbox_item_file_is_read_once_per_store_object(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Inbox items never change under their id: a pass lists the inbox up to three times
-    # (the idle check, the pass, the drain before its commit), and reads each file once.
+    # Item files (formats 1 to 3) never change under their id: a pass lists the inbox up
+    # to three times (the idle check, the pass, the drain before its commit), and reads
+    # each file once.
     from ttflow_async._stores import _local
 
     store = _local.LocalFileStore(tmp_path / "state.json")
     other = _local.LocalFileStore(tmp_path / "state.json")
-    for name in "abcde":
-        await store.inbox_put(name, name.encode())
+    await store.ensure()
+    for name in "abcdef":
+        (tmp_path / "state.json.d" / "inbox" / name).write_bytes(name.encode())
     reads: list[str] = []
     read_file = _local._read_file
 
@@ -140,17 +142,48 @@ async def test_an_inbox_item_is_read_once_per_store_object(
         return read_file(path)
 
     monkeypatch.setattr(_local, "_read_file", counted)
-    assert [i for i, _ in await store.inbox_list()] == list("abcde")
-    assert sorted(reads) == list("abcde")
+    assert [i for i, _ in await store.inbox_list()] == list("abcdef")
+    assert sorted(reads) == list("abcdef")
     reads.clear()
-    assert await store.inbox_list() == [(n, n.encode()) for n in "abcde"]
+    assert await store.inbox_list() == [(n, n.encode()) for n in "abcdef"]
     assert reads == []
+    # The listing stays the truth: what another runner deleted is gone.
+    await other.inbox_delete(["b", "d"])
+    assert await store.inbox_list() == [(n, n.encode()) for n in "acef"]
+    assert reads == []
+
+
+async def test_an_inbox_log_is_read_from_where_the_last_listing_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ttflow_async._stores import _local, _local_inbox
+
+    store = _local.LocalFileStore(tmp_path / "state.json")
+    other = _local.LocalFileStore(tmp_path / "state.json")
+    for name in "abcde":
+        await store.inbox_put(name, name.encode())
+    read_bytes: list[int] = []
+    read_from = _local_inbox._read_from
+
+    def counted(path: str, offset: int) -> bytes:
+        data = read_from(path, offset)
+        read_bytes.append(len(data))
+        return data
+
+    monkeypatch.setattr(_local_inbox, "_read_from", counted)
+    assert [i for i, _ in await store.inbox_list()] == list("abcde")
+    first = sum(read_bytes)
+    assert first > 0
+    read_bytes.clear()
+    assert await store.inbox_list() == [(n, n.encode()) for n in "abcde"]
+    assert sum(read_bytes) == 0  # nothing appended since: nothing read again
     # The listing stays the truth: what another runner deleted is gone, what another
     # sender added is read.
     await other.inbox_delete(["b", "d"])
     await other.inbox_put("f", b"f")
+    read_bytes.clear()
     assert await store.inbox_list() == [(n, n.encode()) for n in "acef"]
-    assert reads == ["f"]
+    assert 0 < sum(read_bytes) < first
 
 
 def _count_flushes(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -32,16 +32,19 @@ from . import _json
 from ._errors import CorruptStateError
 
 FORMAT = "ttflow-async"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Written by this engine. Version 2 added the optional head keys ``keys``,
 ``consumed`` and ``pending`` and history/run-record keys; it moved the consumed inbox
 ids from the root into the head, which an engine of version 1 would not see. Version 3
 added journal packs (:mod:`._packs`: blobs ``jp-``, the run-record key ``js`` and the
-head's ``packs`` counts), which an engine of version 2 would read as corrupt journals."""
+head's ``packs`` counts), which an engine of version 2 would read as corrupt journals.
+Version 4 keeps the local store's inbox in append logs (:mod:`._stores._local_inbox`,
+``<path>.d/inbox-logs/``), which an engine of version 3 would never deliver; the root,
+the head and the blobs are as in version 3, on every store."""
 
-READ_VERSIONS = (1, 2, 3)
-"""Read (and resumed) by this engine; a store of version 1 or 2 becomes version 3 at its
-first commit (nothing is rewritten: its journal blobs stay valid)."""
+READ_VERSIONS = (1, 2, 3, 4)
+"""Read (and resumed) by this engine; a store of version 1 to 3 becomes version 4 at its
+first commit (nothing is rewritten: its journal blobs and inbox item files stay valid)."""
 
 STATE_SHARDS = 16
 WAIT_SHARDS = 64

@@ -15,6 +15,7 @@ import multiprocessing.context
 #: One list for all, as a test process has one forkserver, started by its first user.
 PRELOAD = [
     "tests.workers.durability_flows",
+    "tests.workers.inbox_writer",
     "tests.aws_workers",
     "tests.workers.preload",
     "tests.aws_preload",

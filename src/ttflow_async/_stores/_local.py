@@ -5,7 +5,8 @@ Layout, for ``local:state.json``::
     state.json            the root: small JSON, replaced by write-temp + fsync + rename
     state.json.lock       an empty file locked with flock() around every root CAS
     state.json.d/blobs/   one file per immutable blob
-    state.json.d/inbox/   one file per inbox item, created by write-temp + rename
+    state.json.d/inbox-logs/  the inbox: an append log per writer (see ._local_inbox)
+    state.json.d/inbox/   inbox items of formats 1 to 3, one file each (still read)
 
 The root's version token is a hash of its bytes, so a CAS compares content, like an
 S3 ETag. All blocking file work runs in a worker thread, one hop per operation: writes
@@ -30,6 +31,7 @@ import anyio.to_thread
 
 from .._errors import StoreError
 from .._ids import random_hex
+from ._local_inbox import InboxLogs
 from ._protocol import BlobNotFound, RootConflict
 
 _T = TypeVar("_T")
@@ -125,6 +127,8 @@ class LocalFileStore:
         self.data_dir = root_path + ".d"
         self.blob_dir = os.path.join(self.data_dir, "blobs")
         self.inbox_dir = os.path.join(self.data_dir, "inbox")
+        self.log_dir = os.path.join(self.data_dir, "inbox-logs")
+        self._logs = InboxLogs(self.log_dir, self._fcntl)
         self._ready = False
         #: Bodies of the items of the last inbox listing: an item never changes under
         #: its id, so a pass that lists the inbox again reads only the new files.
@@ -162,7 +166,7 @@ class LocalFileStore:
 
     def _make_dirs(self) -> None:
         if not self._ready:
-            for folder in (self.folder, self.blob_dir, self.inbox_dir):
+            for folder in (self.folder, self.blob_dir, self.inbox_dir, self.log_dir):
                 os.makedirs(folder, exist_ok=True)
             self._ready = True
 
@@ -316,19 +320,13 @@ class LocalFileStore:
 
     def _inbox_put_sync(self, item_id: str, data: bytes) -> None:
         self._make_dirs()
-        tmp = os.path.join(self.inbox_dir, f".{item_id}.tmp")
-        try:
-            _write_file(tmp, data, sync=True)
-            os.replace(tmp, os.path.join(self.inbox_dir, item_id))
-        except BaseException:
-            _unlink(tmp)  # a full disk must not leave a hidden file behind
-            raise
-        _fsync_dir(self.inbox_dir)
+        self._logs.put(item_id, data)
 
     async def inbox_put(self, item_id: str, data: bytes) -> None:
         await self._in_thread(lambda: self._inbox_put_sync(item_id, data))
 
     def _inbox_list_sync(self, known: Mapping[str, bytes]) -> dict[str, bytes]:
+        """The item files (formats 1 to 3), read once per store object."""
         items: dict[str, bytes] = {}
         for name in self._list_sync(self.inbox_dir):
             body = known.get(name)
@@ -340,14 +338,24 @@ class LocalFileStore:
             items[name] = body
         return items
 
+    def _list_both_sync(
+        self, known: Mapping[str, bytes]
+    ) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        return self._inbox_list_sync(known), self._logs.items()
+
     async def inbox_list(self) -> list[tuple[str, bytes]]:
         known = self._bodies
         # What the listing no longer names is forgotten.
-        self._bodies = await self._read_in_thread(lambda: self._inbox_list_sync(known))
-        return list(self._bodies.items())
+        files, logged = await self._read_in_thread(lambda: self._list_both_sync(known))
+        self._bodies = files
+        return sorted({**files, **logged}.items())
+
+    def _inbox_delete_sync(self, ids: Collection[str]) -> None:
+        in_logs = self._logs.delete(ids)
+        self._delete_sync(self.inbox_dir, [i for i in ids if i not in in_logs])
 
     async def inbox_delete(self, ids: Collection[str]) -> None:
         if ids:
-            await self._in_thread(lambda: self._delete_sync(self.inbox_dir, ids))
+            await self._in_thread(lambda: self._inbox_delete_sync(ids))
             gone = set(ids)
             self._bodies = {i: b for i, b in self._bodies.items() if i not in gone}
