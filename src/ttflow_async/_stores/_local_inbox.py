@@ -50,7 +50,7 @@ MAGIC = b"\xa7TFq"
 _HEADER = struct.Struct(">4sHII")
 """A record's header: magic, id length, body length, CRC-32 of the id then the body."""
 
-ROTATE_BYTES = 1 << 20
+ROTATE_BYTES = 1 << 18
 """A writer starts a new log once its log holds this many bytes."""
 
 LOG = ".log"
