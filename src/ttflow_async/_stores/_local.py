@@ -12,7 +12,8 @@ The root's version token is a hash of its bytes, so a CAS compares content, like
 S3 ETag. All blocking file work runs in a worker thread, one hop per operation: writes
 through anyio (a cancelled caller waits for the write to finish, so it never lands
 behind the caller's back), reads through asyncio's executor (a read has no effect to
-wait for, and an idle pass of a fresh process then never loads anyio's backend).
+wait for, and an idle pass of a fresh process then never loads anyio's backend), except
+the root's, which is small enough to read in the event loop.
 """
 
 from __future__ import annotations
@@ -199,7 +200,13 @@ class LocalFileStore:
         return data, _version_of(data)
 
     async def read_root(self) -> tuple[bytes, str] | None:
-        return await self._read_in_thread(self._read_root_sync)
+        """Read in the event loop: the root is a few hundred bytes, read from the page
+        cache in ~10 us, where a worker-thread hop costs ~150 us of CPU on a small VM
+        (a queued ``run()`` is two hops: 0.61 -> 0.47 ms of CPU without this one)."""
+        try:
+            return self._read_root_sync()
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def _root_tmp(self) -> str:
         name = os.path.basename(self.root_path)
