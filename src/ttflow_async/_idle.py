@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ._concurrency import gather_reads
 from ._errors import BlobNotFound
 from ._index import RunIndex
-from ._layout import WAIT_SHARDS, shard_of
+from ._layout import shard_of
 from ._lease import lease_is_live
 from ._triggers import EVERY_EVENT
 from ._view import StoreView
@@ -114,16 +114,13 @@ def _quiet(head: dict[str, Any], index: RunIndex, registry: Registry, now: float
     )
 
 
-_EVERY_SHARD = shard_of(EVERY_EVENT, WAIT_SHARDS)
-
-
 def root_hint(head: dict[str, Any]) -> dict[str, Any] | None:
     """The summary of ``head`` a commit writes into the root, or None when there is none.
 
     None when a run may wait for ``_every`` (its wait shard is not empty): whether a
     pass is idle then depends on a shard the root cannot summarise.
     """
-    if head["waits"][_EVERY_SHARD] is not None:
+    if head["waits"][shard_of(EVERY_EVENT, len(head["waits"]))] is not None:
         return None
     if head.get("pending") or head.get("next_run"):
         return {"fp": head["fp"], "due": 0}

@@ -3,7 +3,9 @@
 A suspended run (a run record, ``Rec``, see :mod:`._format`) is indexed by what wakes it:
 
 * the **wait shards** map an event name to ``{run id: rec}`` (an event wait, a batch
-  waiting for several events, a callback or child wait with its wake event);
+  waiting for several events, a callback or child wait with its wake event); there are
+  64 of them, doubled by a commit while a changed one holds more than 64 names (up to
+  1024, format 4), so that waking one run of many reads and rewrites a small shard;
 * the **timer shards** map a run id to its rec when the run falls due by time (a
   sleep, a wait timeout, a batch or callback deadline); the head keeps the earliest
   due time of every timer shard in ``timer_min``, so a pass reads only the due shards;
@@ -20,7 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._layout import KEY_SHARDS, ShardedMap, rec_due, rec_event_names
+from ._layout import (
+    KEY_SHARDS,
+    WAIT_SHARDS_MAX,
+    WAIT_SPLIT_AT,
+    ShardedMap,
+    rec_due,
+    rec_event_names,
+)
 
 Rec = dict[str, Any]
 Shards = tuple[set[int], set[int]]
@@ -32,7 +41,9 @@ class RunIndex:
 
     def __init__(self, head: dict[str, Any]) -> None:
         """Bind the index to a decoded head (its ``next_run``/``blocked`` dicts are shared)."""
-        self.waits = ShardedMap("wt", head["waits"])
+        self.waits = ShardedMap(
+            "wt", head["waits"], split_at=WAIT_SPLIT_AT, max_shards=WAIT_SHARDS_MAX
+        )
         self.timers = ShardedMap("tm", head["timers"])
         self.timer_min: list[float | None] = list(head["timer_min"])
         self.next_run: dict[str, Rec] = head["next_run"]

@@ -3,7 +3,7 @@
 ::
 
     root (CAS)  {format, v, lease, head: <blob id>, consumed: [inbox ids], gen}
-      └─ head blob  {fp, states[16], waits[64], timers[16], timer_min[16],
+      └─ head blob  {fp, states[16], waits[64..1024], timers[16], timer_min[16],
                      next_run{run_id: rec}, blocked{run_id: rec},
                      history[[seg, n]...], events[...], traces[...], last_gc}
            ├─ state shards   state name  -> value
@@ -39,8 +39,10 @@ ids from the root into the head, which an engine of version 1 would not see. Ver
 added journal packs (:mod:`._packs`: blobs ``jp-``, the run-record key ``js`` and the
 head's ``packs`` counts), which an engine of version 2 would read as corrupt journals.
 Version 4 keeps the local store's inbox in append logs (:mod:`._stores._local_inbox`,
-``<path>.d/inbox-logs/``), which an engine of version 3 would never deliver; the root,
-the head and the blobs are as in version 3, on every store."""
+``<path>.d/inbox-logs/``), which an engine of version 3 would never deliver, and lets a
+head hold more wait shards than 64 (a power of two up to 1024, doubled by a commit while
+a shard it changed holds more than :data:`WAIT_SPLIT_AT` names), which an engine of
+version 3 refuses."""
 
 READ_VERSIONS = (1, 2, 3, 4)
 """Read (and resumed) by this engine; a store of version 1 to 3 becomes version 4 at its
@@ -48,6 +50,10 @@ first commit (nothing is rewritten: its journal blobs and inbox item files stay 
 
 STATE_SHARDS = 16
 WAIT_SHARDS = 64
+"""The wait shards of a new store; a commit doubles them while a changed shard holds
+more than :data:`WAIT_SPLIT_AT` event names, up to :data:`WAIT_SHARDS_MAX` (version 4)."""
+WAIT_SPLIT_AT = 64
+WAIT_SHARDS_MAX = 1024
 TIMER_SHARDS = 16
 KEY_SHARDS = 16
 CALLBACK_SHARDS = 16
@@ -160,13 +166,30 @@ def rec_event_names(rec: dict[str, Any]) -> list[str]:
 
 
 class ShardedMap:
-    """A key -> value map split into a fixed number of shard blobs, loaded lazily."""
+    """A key -> value map split into shard blobs, loaded lazily.
 
-    def __init__(self, kind: str, ids: list[str | None]) -> None:
+    With ``split_at``, :meth:`grow` doubles the number of shards (up to ``max_shards``)
+    while a changed shard holds more than ``split_at`` keys, so that a shard a pass reads
+    and rewrites stays small however many keys the map holds. It reads every shard (one
+    request wave, once per doubling: a map of 64 shards doubles at most four times) and
+    rewrites them all, so that every blob always holds the keys of one shard only.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        ids: list[str | None],
+        *,
+        split_at: int | None = None,
+        max_shards: int = 0,
+    ) -> None:
         self.kind = kind
         self.ids = list(ids)
         self.shards: dict[int, dict[str, Any]] = {}
         self.dirty: set[int] = set()
+        self.split_at = split_at
+        self.max_shards = max_shards
+        self.retired: set[str] = set()  # the blobs of the shards before a doubling
 
     def index(self, key: str) -> int:
         """The shard holding ``key``."""
@@ -183,6 +206,29 @@ class ShardedMap:
             for i in wanted:
                 # A concurrent load may have won and been written to meanwhile: keep it.
                 self.shards.setdefault(i, blobs[self.ids[i] or ""])
+
+    def _crowded(self) -> bool:
+        return (
+            self.split_at is not None
+            and len(self.ids) < self.max_shards
+            and any(len(self.shards[i]) > self.split_at for i in self.dirty)
+        )
+
+    async def grow(self, fetch: Fetch) -> None:
+        """Before a flush: double the shards while a changed one is crowded."""
+        if not self._crowded():
+            return
+        await self.load_all(fetch)
+        while self._crowded():
+            n = 2 * len(self.ids)
+            self.retired.update(i for i in self.ids if i is not None)
+            self.ids = [None] * n  # every old blob is garbage once the new head is in
+            halves: dict[int, dict[str, Any]] = {i: {} for i in range(n)}
+            for shard in self.shards.values():
+                for key, value in shard.items():
+                    halves[shard_of(key, n)][key] = value
+            self.shards = halves
+            self.dirty = set(range(n))
 
     async def load_all(self, fetch: Fetch) -> None:
         """Fetch every shard."""
@@ -219,6 +265,8 @@ class ShardedMap:
 
     def flush(self, blobs: dict[str, bytes], garbage: set[str]) -> list[str | None]:
         """Write changed shards under fresh ids; returns the new id list."""
+        garbage.update(self.retired)
+        self.retired.clear()
         for i in sorted(self.dirty):
             old = self.ids[i]
             if old is not None:

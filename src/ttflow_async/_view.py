@@ -17,6 +17,8 @@ from ._layout import (
     FORMAT_VERSION,
     HISTORY_CAP,
     TRACE_CAP,
+    WAIT_SHARDS,
+    WAIT_SHARDS_MAX,
     CappedLog,
     ShardedMap,
     decode_root,
@@ -54,6 +56,11 @@ _BLOB_SHAPES: dict[str, type] = {
 _HEAD_LISTS = ("states", "waits", "timers", "timer_min", "history", "events", "traces")
 
 
+def _wait_shard_count(n: int) -> bool:
+    """Whether a head may have ``n`` wait shards: a power of two from 64 to 1024."""
+    return WAIT_SHARDS <= n <= WAIT_SHARDS_MAX and n & (n - 1) == 0
+
+
 def check_head(head: Any, head_id: str, store: Store) -> dict[str, Any]:
     """A decoded head blob, or CorruptStateError naming it."""
     fresh = empty_head()
@@ -64,8 +71,11 @@ def check_head(head: Any, head_id: str, store: Store) -> dict[str, Any]:
         for key in _HEAD_LISTS:
             value = head.get(key)
             if not isinstance(value, list) or (
-                key in ("states", "waits", "timers", "timer_min") and len(value) != len(fresh[key])
+                key in ("states", "timers", "timer_min") and len(value) != len(fresh[key])
             ):
+                problem = f"its {key!r} is {value!r:.60}"
+                break
+            if key == "waits" and not _wait_shard_count(len(value)):
                 problem = f"its {key!r} is {value!r:.60}"
                 break
         for key, missing in (("next_run", None), ("blocked", None), ("packs", {})):
@@ -311,6 +321,7 @@ class StoreView:
         await self.fetch([i for log in logs if log.pending for i in log.merge_ids()])
         for log in logs:
             await log.flush(self.fetch, self.new_blobs, self.garbage)
+        await self.index.waits.grow(self.fetch)
         head = dict(self.head)
         head["states"] = self.states.flush(self.new_blobs, self.garbage)
         head.update(self.index.flush(self.new_blobs, self.garbage))
