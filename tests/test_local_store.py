@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ttflow_async import CorruptStateError, RunContext, setup
+from ttflow_async._stores import BlobNotFound
 
 
 def _flows(spec: str):  # type: ignore[no-untyped-def]
@@ -284,3 +285,37 @@ async def test_a_root_read_makes_no_worker_thread_hop(tmp_path: Path) -> None:
     finally:
         del loop.run_in_executor  # type: ignore[method-assign]
     assert hops == []
+
+
+async def test_small_blobs_are_read_without_a_worker_thread_hop_and_large_ones_with(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from ttflow_async._stores._local import INLINE_BYTES, LocalFileStore
+
+    store = LocalFileStore(tmp_path / "state.json")
+    small, large = b"s" * 1000, b"L" * (INLINE_BYTES + 1)
+    await store.put_blobs({"small-1": small, "small-2": small, "large": large})
+    loop = asyncio.get_running_loop()
+    hops: list[object] = []
+    run_in_executor = loop.run_in_executor
+
+    def counted(executor: object, func: object, *args: object) -> object:
+        hops.append(func)
+        return run_in_executor(executor, func, *args)  # type: ignore[arg-type]
+
+    loop.run_in_executor = counted  # type: ignore[assignment,method-assign]
+    try:
+        assert await store.get_blobs(["small-1", "small-2"]) == {
+            "small-1": small,
+            "small-2": small,
+        }
+        assert hops == []  # the head and the shards a pass reads are this small
+        found = await store.get_blobs(["small-1", "large", "small-2"])
+        assert found == {"small-1": small, "large": large, "small-2": small}
+        assert len(hops) == 1  # the large one, and what came after it
+        with pytest.raises(BlobNotFound):
+            await store.get_blobs(["small-1", "missing"])
+    finally:
+        del loop.run_in_executor  # type: ignore[method-assign]

@@ -13,7 +13,8 @@ S3 ETag. All blocking file work runs in a worker thread, one hop per operation: 
 through anyio (a cancelled caller waits for the write to finish, so it never lands
 behind the caller's back), reads through asyncio's executor (a read has no effect to
 wait for, and an idle pass of a fresh process then never loads anyio's backend), except
-the root's, which is small enough to read in the event loop.
+the root and small blobs, read in the event loop: from the page cache that takes
+microseconds, where a worker-thread hop costs ~150 us of CPU on a small VM.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ import anyio.to_thread
 
 from .._errors import StoreError
 from .._ids import random_hex
-from ._local_inbox import InboxLogs
+from ._local_inbox import InboxLogs, fsync_dir
 from ._protocol import BlobNotFound, RootConflict
 
 _T = TypeVar("_T")
+
+INLINE_BYTES = 64 * 1024
+"""Blobs a ``get_blobs`` call reads in the event loop, in bytes (the rest: a thread)."""
 
 
 @functools.cache
@@ -70,14 +74,6 @@ def _read_file(path: str) -> bytes:
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_file(path: str, data: bytes, *, sync: bool) -> None:
@@ -221,7 +217,7 @@ class LocalFileStore:
                 raise RootConflict(f"expected root version {expected}, found {current_version}")
             os.replace(tmp, self.root_path)
         if durable:
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         return _version_of(data)
 
     def _write_root_sync(self, data: bytes, expected: str | None, durable: bool) -> str:
@@ -250,7 +246,7 @@ class LocalFileStore:
         folders = {os.path.dirname(path) for path in files}
         if syncfs is None:
             for folder in folders:
-                _fsync_dir(folder)
+                fsync_dir(folder)
             return
         # One syncfs per file system (the folders are on one, unless one is a mount).
         for folder in {os.stat(folder).st_dev: folder for folder in folders}.values():
@@ -303,10 +299,44 @@ class LocalFileStore:
                 raise BlobNotFound(blob_id) from None
         return found
 
+    def _get_small_sync(self, ids: Collection[str]) -> tuple[dict[str, bytes], list[str]]:
+        """The blobs read at once while they fit in :data:`INLINE_BYTES`; the rest's ids."""
+        found: dict[str, bytes] = {}
+        rest: list[str] = []
+        budget = INLINE_BYTES
+        for blob_id in ids:
+            if rest:
+                rest.append(blob_id)
+                continue
+            try:
+                f = open(os.path.join(self.blob_dir, blob_id), "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                raise BlobNotFound(blob_id) from None
+            with f:
+                size = os.fstat(f.fileno()).st_size
+                if size > budget:
+                    rest.append(blob_id)
+                    continue
+                found[blob_id] = f.read()
+                budget -= size
+        return found, rest
+
     async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
+        """Small blobs are read in the event loop, the rest in a worker thread.
+
+        A read of up to :data:`INLINE_BYTES` from the page cache takes tens of
+        microseconds, where a worker-thread hop costs ~150 us of CPU on a small VM; the
+        head and the shards a pass reads are that small.
+        """
         if not ids:
             return {}
-        return await self._read_in_thread(lambda: self._get_blobs_sync(ids))
+        try:
+            found, rest = self._get_small_sync(ids)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+        if rest:
+            found.update(await self._read_in_thread(lambda: self._get_blobs_sync(rest)))
+        return found
 
     def _delete_sync(self, folder: str, ids: Collection[str]) -> None:
         for item_id in ids:

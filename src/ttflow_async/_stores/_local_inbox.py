@@ -114,7 +114,8 @@ def _read_from(path: str, offset: int) -> bytes:
         return f.read()
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """Make a folder's entries durable (a file created, renamed or deleted in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -193,7 +194,7 @@ class InboxLogs:
         try:
             self._fcntl.flock(fd, self._fcntl.LOCK_EX)  # held while this writer appends
             os.replace(tmp, self._path(key, LOG))
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(FileNotFoundError):
@@ -301,7 +302,7 @@ class InboxLogs:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
 
     def _collect(self, key: str) -> None:
         """Delete a log whose records are all gone, once its writer is gone too."""
@@ -328,7 +329,7 @@ class InboxLogs:
             if any(i not in gone for i, _ in records):
                 return
             os.unlink(path)
-            _fsync_dir(self.folder)  # the log is gone for good before its .gone goes
+            fsync_dir(self.folder)  # the log is gone for good before its .gone goes
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(key, GONE))
         finally:
