@@ -242,3 +242,28 @@ async def test_triggers_queued_behind_the_lease_run_once_and_then_the_pass_is_id
     assert await client.run() == []
     assert _entries(tmp_path) == before
     assert sorted(ran) == list(range(20))
+
+
+async def test_a_log_collected_between_a_readers_two_reads_lists_none_of_its_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = LocalFileStore(tmp_path / "state.json")
+    await writer.inbox_put(item_id(0), b"consumed")
+    deleter = LocalFileStore(tmp_path / "state.json")
+    assert [i for i, _ in await deleter.inbox_list()] == [item_id(0)]
+    del writer
+    gc.collect()  # its writer is gone: the log can be collected once its item is
+    read_from = _local_inbox._read_from
+    collected: list[bool] = []
+
+    def racing(path: str, offset: int) -> bytes:
+        if path.endswith(".gone") and not collected:
+            collected.append(True)  # the reader has read the log, not yet its .gone
+            assert deleter._logs.delete([item_id(0)]) == {item_id(0)}
+            assert _logs(tmp_path) == []
+        return read_from(path, offset)
+
+    monkeypatch.setattr(_local_inbox, "_read_from", racing)
+    reader = LocalFileStore(tmp_path / "state.json")
+    assert await reader.inbox_list() == []
+    assert collected == [True]

@@ -254,6 +254,10 @@ class InboxLogs:
         try:
             marks, used, _ = decode_records(_read_from(self._path(key, GONE), log.gone_offset))
         except FileNotFoundError:
+            # No item of the log was deleted yet, or the log was collected between the
+            # two reads (its .gone goes last): then every item read is gone.
+            if not os.path.exists(self._path(key, LOG)):
+                raise
             return
         log.gone_offset += used
         for item_id, _ in marks:
