@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +78,21 @@ async def test_version_2_store_reads_and_resumes(tmp_path: Path) -> None:
     assert await client.run("order", {"item": "tea", "quantity": 1}, key="fresh-key") != []
 
 
+V3_PAUSED = [
+    ("order", "approve:cake"),
+    ("order", "approve:tea"),
+    ("order", "approve:tea"),
+    ("reminder", ""),
+]
+"""What waits in the version-3 and version-4 stores (written by the same sequence)."""
+
+
+async def _paused(client: Any) -> list[tuple[str, str]]:
+    return sorted(
+        (p.workflow_name, p.waiting_for.get("name", "")) for p in await client.paused_runs()
+    )
+
+
 async def test_version_3_store_reads_and_resumes_runs_from_a_shared_journal_pack(
     tmp_path: Path,
 ) -> None:
@@ -89,15 +105,7 @@ async def test_version_3_store_reads_and_resumes_runs_from_a_shared_journal_pack
         return sorted(p.name for p in blobs.iterdir() if p.name.startswith("jp-"))
 
     (pack,) = packs()  # the journals of the tea and cake orders, suspended in one pass
-    paused = sorted(
-        (p.workflow_name, p.waiting_for.get("name", "")) for p in await client.paused_runs()
-    )
-    assert paused == [
-        ("order", "approve:cake"),
-        ("order", "approve:tea"),
-        ("order", "approve:tea"),
-        ("reminder", ""),
-    ]
+    assert await _paused(client) == V3_PAUSED
     history = {h.status: h for h in await client.run_history()}
     assert set(history) == {"failed", "cancelled"}
     assert history["failed"].error_message == "KeyError('pie')"
@@ -129,15 +137,7 @@ async def test_version_4_store_delivers_the_item_left_in_its_inbox_log(tmp_path:
     client = make_client(f"local:{root}")
     (log,) = logs.iterdir()  # the note sent last, in the log of the client that sent it
 
-    paused = sorted(
-        (p.workflow_name, p.waiting_for.get("name", "")) for p in await client.paused_runs()
-    )
-    assert paused == [
-        ("order", "approve:cake"),
-        ("order", "approve:tea"),
-        ("order", "approve:tea"),
-        ("reminder", ""),
-    ]
+    assert await _paused(client) == V3_PAUSED
     assert sorted(await client.get_state("orders")) == ["cake", "tea", "tea"]
     results = await client.run("approve:tea", {"by": "ana"})
     by_name = sorted((r.workflow_name, tuple(r.logs)) for r in results)

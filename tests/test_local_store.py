@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -262,15 +265,9 @@ async def test_a_commit_of_many_blobs_writes_them_first_then_the_root(
     assert flushes == ["syncfs", "fsync", "fsync"]
 
 
-async def test_a_root_read_makes_no_worker_thread_hop(tmp_path: Path) -> None:
-    # A worker-thread hop costs ~150 us of CPU on a small VM, the root's read ~10 us:
-    # a queued run() reads the root in the event loop (0.61 -> 0.47 ms of CPU).
-    import asyncio
-
-    from ttflow_async._stores._local import LocalFileStore
-
-    store = LocalFileStore(tmp_path / "state.json")
-    version = await store.write_root(b'{"format": "ttflow-async"}', None)
+@contextlib.contextmanager
+def _executor_hops() -> Iterator[list[object]]:
+    """The functions the running loop hands to its executor while the block runs."""
     loop = asyncio.get_running_loop()
     hops: list[object] = []
     run_in_executor = loop.run_in_executor
@@ -281,32 +278,32 @@ async def test_a_root_read_makes_no_worker_thread_hop(tmp_path: Path) -> None:
 
     loop.run_in_executor = counted  # type: ignore[assignment,method-assign]
     try:
-        assert await store.read_root() == (b'{"format": "ttflow-async"}', version)
+        yield hops
     finally:
         del loop.run_in_executor  # type: ignore[method-assign]
+
+
+async def test_a_root_read_makes_no_worker_thread_hop(tmp_path: Path) -> None:
+    # A worker-thread hop costs ~150 us of CPU on a small VM, the root's read ~10 us:
+    # a queued run() reads the root in the event loop (0.61 -> 0.47 ms of CPU).
+    from ttflow_async._stores._local import LocalFileStore
+
+    store = LocalFileStore(tmp_path / "state.json")
+    version = await store.write_root(b'{"format": "ttflow-async"}', None)
+    with _executor_hops() as hops:
+        assert await store.read_root() == (b'{"format": "ttflow-async"}', version)
     assert hops == []
 
 
 async def test_small_blobs_are_read_without_a_worker_thread_hop_and_large_ones_with(
     tmp_path: Path,
 ) -> None:
-    import asyncio
-
     from ttflow_async._stores._local import INLINE_BYTES, LocalFileStore
 
     store = LocalFileStore(tmp_path / "state.json")
     small, large = b"s" * 1000, b"L" * (INLINE_BYTES + 1)
     await store.put_blobs({"small-1": small, "small-2": small, "large": large})
-    loop = asyncio.get_running_loop()
-    hops: list[object] = []
-    run_in_executor = loop.run_in_executor
-
-    def counted(executor: object, func: object, *args: object) -> object:
-        hops.append(func)
-        return run_in_executor(executor, func, *args)  # type: ignore[arg-type]
-
-    loop.run_in_executor = counted  # type: ignore[assignment,method-assign]
-    try:
+    with _executor_hops() as hops:
         assert await store.get_blobs(["small-1", "small-2"]) == {
             "small-1": small,
             "small-2": small,
@@ -317,5 +314,3 @@ async def test_small_blobs_are_read_without_a_worker_thread_hop_and_large_ones_w
         assert len(hops) == 1  # the large one, and what came after it
         with pytest.raises(BlobNotFound):
             await store.get_blobs(["small-1", "missing"])
-    finally:
-        del loop.run_in_executor  # type: ignore[method-assign]

@@ -13,21 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.test_layout import Blobs
 from ttflow_async import CorruptStateError, RunContext, _index, _json, event_trigger, setup
 from ttflow_async._layout import ShardedMap, empty_head
 from ttflow_async._stores._memory import MemoryStore
 from ttflow_async._view import check_head
-
-
-class Blobs:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.fetched: list[str] = []
-
-    async def fetch(self, ids: Iterable[str]) -> dict[str, Any]:
-        wanted = list(ids)
-        self.fetched.extend(wanted)
-        return {i: _json.loads(self.data[i]) for i in wanted}
 
 
 async def _reopened(blobs: Blobs, ids: list[str | None]) -> dict[str, Any]:

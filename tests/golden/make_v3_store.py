@@ -19,14 +19,15 @@ from ttflow_async import StateLockedError
 HERE = Path(__file__).parent / "v3"
 
 
-async def main() -> None:
-    shutil.rmtree(HERE, ignore_errors=True)
-    client = make_client(f"local:{HERE / 'state.json'}")
+async def main(here: Path = HERE) -> None:
+    """Write the store into ``here`` (make_v4_store.py runs the same sequence)."""
+    shutil.rmtree(here, ignore_errors=True)
+    client = make_client(f"local:{here / 'state.json'}")
     queued: list[bool] = []
 
     async def queue(order: dict[str, Any]) -> None:
         try:  # the lease is held: the trigger waits in the inbox
-            await make_client(f"local:{HERE / 'state.json'}").run("order", order)
+            await make_client(f"local:{here / 'state.json'}").run("order", order)
         except StateLockedError as exc:
             queued.append(exc.queued)
 
@@ -46,7 +47,7 @@ async def main() -> None:
     await client.run("order", {"item": "tea", "quantity": 1}, key="order-tea")
     await client.set_state("mode", {"level": 3})
     await client.send_event("queued_note", "left in the inbox")
-    (HERE / "state.json.lock").unlink()
+    (here / "state.json.lock").unlink()
 
 
 if __name__ == "__main__":
