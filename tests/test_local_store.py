@@ -314,3 +314,24 @@ async def test_small_blobs_are_read_without_a_worker_thread_hop_and_large_ones_w
         assert len(hops) == 1  # the large one, and what came after it
         with pytest.raises(BlobNotFound):
             await store.get_blobs(["small-1", "missing"])
+
+
+async def test_an_inbox_listing_that_reads_little_makes_no_worker_thread_hop(
+    tmp_path: Path,
+) -> None:
+    from ttflow_async._stores._local import INLINE_BYTES, LocalFileStore
+
+    writer = LocalFileStore(tmp_path / "state.json")
+    reader = LocalFileStore(tmp_path / "state.json")
+    await writer.inbox_put("00000000000000000001-a", b"small")
+    with _executor_hops() as hops:
+        assert [i for i, _ in await reader.inbox_list()] == ["00000000000000000001-a"]
+        assert hops == []
+        await writer.inbox_put("00000000000000000002-b", b"x" * INLINE_BYTES)
+        assert len(await reader.inbox_list()) == 2
+        assert len(hops) == 1  # more than INLINE_BYTES appended since: read in a thread
+        assert len(await reader.inbox_list()) == 2
+        assert len(hops) == 1  # nothing new
+        (tmp_path / "state.json.d" / "inbox" / "00000000000000000003-c").write_bytes(b"old")
+        assert len(await reader.inbox_list()) == 3
+        assert len(hops) == 2  # an item file of an older format: read in a thread

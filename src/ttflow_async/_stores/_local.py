@@ -20,11 +20,8 @@ microseconds, where a worker-thread hop costs ~150 us of CPU on a small VM.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import importlib
 import os
-import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from types import ModuleType
 from typing import TypeVar
@@ -33,55 +30,14 @@ import anyio.to_thread
 
 from .._errors import StoreError
 from .._ids import random_hex
-from ._local_inbox import InboxLogs, fsync_dir
+from ._local_files import _read_file, _syncfs, _unlink, _version_of, _write_file, fsync_dir
+from ._local_inbox import InboxLogs
 from ._protocol import BlobNotFound, RootConflict
 
 _T = TypeVar("_T")
 
 INLINE_BYTES = 64 * 1024
 """Blobs a ``get_blobs`` call reads in the event loop, in bytes (the rest: a thread)."""
-
-
-@functools.cache
-def _syncfs() -> Callable[[int], int] | None:
-    """``syncfs(2)`` flushes one file system in one call (Linux only).
-
-    Loaded at the first blob write, not at import: ctypes costs a fresh process
-    several milliseconds that a pass which writes no blob need not pay.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        # The C library is already loaded into the interpreter: look it up there.
-        libc = ctypes.CDLL(None, use_errno=True)
-        syncfs: Callable[[int], int] = libc.syncfs
-    except (OSError, AttributeError):
-        return None
-    return syncfs
-
-
-def _version_of(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-def _write_file(path: str, data: bytes, *, sync: bool) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def _posix_locks() -> ModuleType | None:
@@ -380,10 +336,28 @@ class LocalFileStore:
     ) -> tuple[dict[str, bytes], dict[str, bytes]]:
         return self._inbox_list_sync(known), self._logs.items()
 
+    def _list_small_sync(
+        self, known: Mapping[str, bytes]
+    ) -> tuple[dict[str, bytes], dict[str, bytes]] | None:
+        """The listing, if it reads at most :data:`INLINE_BYTES` and no new item file."""
+        if self._logs.unread_bytes() > INLINE_BYTES:
+            return None
+        if any(name not in known for name in self._list_sync(self.inbox_dir)):
+            return None
+        return self._list_both_sync(known)
+
     async def inbox_list(self) -> list[tuple[str, bytes]]:
+        """Listed in the event loop when little was appended since the last listing (an
+        idle pass of a fresh process then starts no worker thread), else in a thread."""
         known = self._bodies
+        try:
+            listed = self._list_small_sync(known)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+        if listed is None:
+            listed = await self._read_in_thread(lambda: self._list_both_sync(known))
+        files, logged = listed
         # What the listing no longer names is forgotten.
-        files, logged = await self._read_in_thread(lambda: self._list_both_sync(known))
         self._bodies = files
         return sorted({**files, **logged}.items())
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from .._ids import random_hex
+from ._local_files import fsync_dir
 
 logger = logging.getLogger("ttflow_async")
 
@@ -112,15 +113,6 @@ def _read_from(path: str, offset: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read()
-
-
-def fsync_dir(path: str) -> None:
-    """Make a folder's entries durable (a file created, renamed or deleted in it)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -216,6 +208,24 @@ class InboxLogs:
         """Every item of every log that is not gone, by id."""
         with self._read_lock:
             return self._items()
+
+    def unread_bytes(self) -> int:
+        """How many bytes a listing would read now (0 if nothing was appended since)."""
+        with self._read_lock:
+            try:
+                names = os.listdir(self.folder)
+            except FileNotFoundError:
+                return 0
+            total = 0
+            for name in names:
+                if name.startswith(".") or not name.endswith((LOG, GONE)):
+                    continue
+                key, suffix = name.rsplit(".", 1)
+                log = self._logs.get(key)
+                read = 0 if log is None else (log.offset if suffix == "log" else log.gone_offset)
+                with contextlib.suppress(FileNotFoundError):
+                    total += max(0, os.stat(os.path.join(self.folder, name)).st_size - read)
+            return total
 
     def _items(self) -> dict[str, bytes]:
         try:
