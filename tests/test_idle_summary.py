@@ -13,7 +13,7 @@ from collections.abc import Collection
 
 from tests.conftest import MakeClient
 from tests.faulty_store import FaultyStore
-from ttflow_async import Client, RunContext, setup
+from ttflow_async import Client, RunContext, event_trigger, setup
 from ttflow_async.testing import TestClock
 
 
@@ -120,3 +120,41 @@ async def test_a_run_paused_until_the_next_pass_is_due_at_once(make_client: Make
     (done,) = await fresh.run()
     assert (done.status, done.logs) == ("succeeded", ["resumed"])
     assert await fresh.run() == []
+
+
+class RootWrites(FaultyStore):
+    """Forwards every call; counts the root writes (lease-taking ones included)."""
+
+    def __init__(self, inner: object) -> None:
+        super().__init__(inner)  # type: ignore[arg-type]
+        self.root_writes = 0
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        self.root_writes += 1
+        return await super().write_root(data, expected, durable=durable)
+
+
+async def test_the_pass_after_an_entered_clients_drain_writes_nothing(
+    make_client: MakeClient,
+) -> None:
+    # The drained items are deleted beside the next run(), so that run() still lists
+    # them; the head its commit wrote names them consumed, so they are no work.
+    store = RootWrites(make_client().store)
+    client = setup(store)
+    ran: list[int] = []
+
+    @client.workflow(trigger=event_trigger("go"))
+    async def noted(c: RunContext, n: int) -> None:
+        ran.append(n)
+
+    async with client:
+        await client.run()
+        for n in range(3):
+            await client.send_event("go", n)
+        assert len(await client.run()) == 3
+        before = store.root_writes
+        assert await client.run() == []
+        assert store.root_writes == before  # was a lease write and a commit
+        assert await client.run() == []
+        assert store.root_writes == before
+    assert sorted(ran) == [0, 1, 2]

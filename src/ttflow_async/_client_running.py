@@ -144,6 +144,8 @@ class RunningMixin(ClientCore):
             ) from None
         finally:
             self._passes.remove(runner)
+        if runner.lease.released and not runner.lease.lost:
+            self._idle.committed(runner.lease.version, runner.consumed)
         if self._entered_by_user:
             # Entered by the caller: run() returns right after its commit, and deleting
             # what the commit left behind overlaps the next run() (or the exit).

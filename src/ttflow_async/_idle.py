@@ -11,7 +11,10 @@ when all of these hold:
 - no workflow starts at every pass and no suspended run waits for ``_every``;
 - nothing was left pending by the wave cap, no run is paused until the next pass and
   no timer or wait timeout is due;
-- the inbox is empty (not even items a commit consumed and left to delete).
+- the inbox is empty (not even items a commit consumed and left to delete), but for
+  the items this client's own last commit consumed while the root is still the one it
+  wrote: its cleanup deletes them, and the head it wrote names them consumed, so a pass
+  would only name them again (a commit for nothing after every draining pass).
 
 An idle pass then writes nothing and records no trace. Skipping the lease is safe:
 nothing is committed, so the outcome is that of a pass made at the moment of the reads;
@@ -56,6 +59,13 @@ class IdleCheck:
     def __init__(self) -> None:
         self._head_id: str | None = None
         self._head: dict[str, Any] | None = None
+        #: The root version this client's last commit wrote, and the inbox items it
+        #: consumed: deleted by that client's cleanup, they are no work for a pass.
+        self._committed: tuple[str | None, frozenset[str]] = (None, frozenset())
+
+    def committed(self, version: str | None, consumed: list[str]) -> None:
+        """Remember what this client's commit wrote (its root version) and consumed."""
+        self._committed = (version, frozenset(consumed))
 
     async def nothing_to_do(
         self, store: Store, registry: Registry, now: float
@@ -68,7 +78,9 @@ class IdleCheck:
         found: list[Any] = await gather_reads(lambda: StoreView.read(store), store.inbox_list)
         view: StoreView = found[0]
         view.inbox = found[1]
-        if view.inbox or lease_is_live(view.root, now):
+        version, consumed = self._committed
+        left = consumed if view.version == version and version is not None else frozenset()
+        if any(i not in left for i, _ in view.inbox) or lease_is_live(view.root, now):
             return False, view
         hint = _read_hint(view.root)
         if hint is not None:
