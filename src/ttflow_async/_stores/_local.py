@@ -24,7 +24,7 @@ import importlib
 import os
 from collections.abc import Callable, Collection, Iterator, Mapping
 from types import ModuleType
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import anyio.to_thread
 
@@ -35,9 +35,12 @@ from ._local_inbox import InboxLogs
 from ._protocol import BlobNotFound, RootConflict
 
 _T = TypeVar("_T")
+_Listing = tuple[dict[str, bytes], dict[str, bytes]]
+"""An inbox listing: the item files' bodies and the logs' items, by id."""
 
 INLINE_BYTES = 64 * 1024
-"""Blobs a ``get_blobs`` call reads in the event loop, in bytes (the rest: a thread)."""
+"""What a ``get_blobs`` call or an inbox listing reads in the event loop, in bytes at
+most (beyond that, a worker thread reads it)."""
 
 
 def _posix_locks() -> ModuleType | None:
@@ -258,12 +261,9 @@ class LocalFileStore:
     def _get_small_sync(self, ids: Collection[str]) -> tuple[dict[str, bytes], list[str]]:
         """The blobs read at once while they fit in :data:`INLINE_BYTES`; the rest's ids."""
         found: dict[str, bytes] = {}
-        rest: list[str] = []
         budget = INLINE_BYTES
-        for blob_id in ids:
-            if rest:
-                rest.append(blob_id)
-                continue
+        wanted = list(ids)
+        for n, blob_id in enumerate(wanted):
             try:
                 f = open(os.path.join(self.blob_dir, blob_id), "rb")  # noqa: SIM115
             except FileNotFoundError:
@@ -271,11 +271,10 @@ class LocalFileStore:
             with f:
                 size = os.fstat(f.fileno()).st_size
                 if size > budget:
-                    rest.append(blob_id)
-                    continue
+                    return found, wanted[n:]
                 found[blob_id] = f.read()
                 budget -= size
-        return found, rest
+        return found, []
 
     async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
         """Small blobs are read in the event loop, the rest in a worker thread.
@@ -318,44 +317,43 @@ class LocalFileStore:
     async def inbox_put(self, item_id: str, data: bytes) -> None:
         await self._in_thread(lambda: self._inbox_put_sync(item_id, data))
 
-    def _inbox_list_sync(self, known: Mapping[str, bytes]) -> dict[str, bytes]:
-        """The item files (formats 1 to 3), read once per store object."""
-        items: dict[str, bytes] = {}
-        for name in self._list_sync(self.inbox_dir):
+    @overload
+    def _list_sync_within(self, known: Mapping[str, bytes], budget: None) -> _Listing: ...
+
+    @overload
+    def _list_sync_within(self, known: Mapping[str, bytes], budget: int) -> _Listing | None: ...
+
+    def _list_sync_within(self, known: Mapping[str, bytes], budget: int | None) -> _Listing | None:
+        """The item files (formats 1 to 3, read once per store object) and the logs' items;
+        None, having read nothing, if that would read a new item file or more than
+        ``budget`` bytes of the logs (with a budget)."""
+        names = self._list_sync(self.inbox_dir)
+        if budget is not None and any(name not in known for name in names):
+            return None
+        logged = self._logs.items(budget)
+        if logged is None:
+            return None
+        files: dict[str, bytes] = {}
+        for name in names:
             body = known.get(name)
             if body is None:
                 try:
                     body = _read_file(os.path.join(self.inbox_dir, name))
                 except FileNotFoundError:
                     continue  # consumed and deleted by a runner since the listing
-            items[name] = body
-        return items
-
-    def _list_both_sync(
-        self, known: Mapping[str, bytes]
-    ) -> tuple[dict[str, bytes], dict[str, bytes]]:
-        return self._inbox_list_sync(known), self._logs.items()
-
-    def _list_small_sync(
-        self, known: Mapping[str, bytes]
-    ) -> tuple[dict[str, bytes], dict[str, bytes]] | None:
-        """The listing, if it reads at most :data:`INLINE_BYTES` and no new item file."""
-        if self._logs.unread_bytes() > INLINE_BYTES:
-            return None
-        if any(name not in known for name in self._list_sync(self.inbox_dir)):
-            return None
-        return self._list_both_sync(known)
+            files[name] = body
+        return files, logged
 
     async def inbox_list(self) -> list[tuple[str, bytes]]:
         """Listed in the event loop when little was appended since the last listing (an
         idle pass of a fresh process then starts no worker thread), else in a thread."""
         known = self._bodies
         try:
-            listed = self._list_small_sync(known)
+            listed = self._list_sync_within(known, INLINE_BYTES)
         except OSError as exc:
             raise self._failed(exc) from exc
         if listed is None:
-            listed = await self._read_in_thread(lambda: self._list_both_sync(known))
+            listed = await self._read_in_thread(lambda: self._list_sync_within(known, None))
         files, logged = listed
         # What the listing no longer names is forgotten.
         self._bodies = files

@@ -204,34 +204,32 @@ class InboxLogs:
 
     # -- reading -------------------------------------------------------------------------
 
-    def items(self) -> dict[str, bytes]:
-        """Every item of every log that is not gone, by id."""
-        with self._read_lock:
-            return self._items()
-
-    def unread_bytes(self) -> int:
-        """How many bytes a listing would read now (0 if nothing was appended since)."""
+    def items(self, budget: int | None = None) -> dict[str, bytes] | None:
+        """Every item of every log that is not gone, by id; None (nothing read) if that
+        would read more than ``budget`` bytes appended since the last listing."""
         with self._read_lock:
             try:
                 names = os.listdir(self.folder)
             except FileNotFoundError:
-                return 0
-            total = 0
-            for name in names:
-                if name.startswith(".") or not name.endswith((LOG, GONE)):
-                    continue
-                key, suffix = name.rsplit(".", 1)
-                log = self._logs.get(key)
-                read = 0 if log is None else (log.offset if suffix == "log" else log.gone_offset)
-                with contextlib.suppress(FileNotFoundError):
-                    total += max(0, os.stat(os.path.join(self.folder, name)).st_size - read)
-            return total
+                return {}
+            if budget is not None and self._unread(names) > budget:
+                return None
+            return self._items(names)
 
-    def _items(self) -> dict[str, bytes]:
-        try:
-            names = os.listdir(self.folder)
-        except FileNotFoundError:
-            return {}
+    def _unread(self, names: list[str]) -> int:
+        """How many bytes the logs and ``.gone`` files in ``names`` hold past what was read."""
+        total = 0
+        for name in names:
+            if name.startswith(".") or not name.endswith((LOG, GONE)):
+                continue
+            key, suffix = name.rsplit(".", 1)
+            log = self._logs.get(key)
+            read = 0 if log is None else (log.offset if suffix == "log" else log.gone_offset)
+            with contextlib.suppress(FileNotFoundError):
+                total += max(0, os.stat(os.path.join(self.folder, name)).st_size - read)
+        return total
+
+    def _items(self, names: list[str]) -> dict[str, bytes]:
         keys = {n[: -len(LOG)] for n in names if n.endswith(LOG) and not n.startswith(".")}
         for key in [k for k in self._logs if k not in keys]:
             del self._logs[key]  # collected
@@ -283,7 +281,10 @@ class InboxLogs:
 
     def _delete(self, ids: Collection[str]) -> set[str]:
         if any(not self._holder(i) for i in ids):
-            self._items()  # an id this object has not read yet: read the logs again
+            with contextlib.suppress(FileNotFoundError):
+                self._items(
+                    os.listdir(self.folder)
+                )  # an id this object has not read yet: read the logs again
         by_log: dict[str, list[str]] = {}
         for item_id in ids:
             key = self._holder(item_id)
