@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+import anyio
+
 from tests.conftest import MakeClient
 from tests.faulty_store import FaultyStore
 from ttflow_async import Client, RunContext, event_trigger, setup
+from ttflow_async._idle import prefetch_hint
 from ttflow_async.testing import TestClock
 
 
@@ -158,3 +161,73 @@ async def test_the_pass_after_an_entered_clients_drain_writes_nothing(
         assert await client.run() == []
         assert store.root_writes == before
     assert sorted(ran) == [0, 1, 2]
+
+
+class Overlaps(FaultyStore):
+    """Forwards every call after a short delay (a request's latency); records which
+    blobs were read while the first root write (the lease-taking one) was in flight."""
+
+    def __init__(self, inner: object) -> None:
+        super().__init__(inner)  # type: ignore[arg-type]
+        self.writing_root = False
+        self.root_writes = 0
+        self.read_beside_lease: list[str] = []
+        self.read_after_lease: list[str] = []
+
+    async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
+        self.root_writes += 1
+        first = self.root_writes == 1
+        self.writing_root = first
+        try:
+            await anyio.sleep(0.01)
+            return await super().write_root(data, expected, durable=durable)
+        finally:
+            if first:
+                self.writing_root = False
+
+    async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
+        (self.read_beside_lease if self.writing_root else self.read_after_lease).extend(ids)
+        await anyio.sleep(0.01)
+        return await super().get_blobs(ids)
+
+
+def _paused_workers(client: Client) -> None:
+    @client.workflow()
+    async def fanout(c: RunContext, n: int) -> None:
+        for i in range(n):
+            await c.event("work", i)
+
+    @client.workflow(trigger=event_trigger("work"))
+    async def work(c: RunContext, i: int) -> None:
+        await c.pause_once()
+        await c.log(f"resumed {i}")
+
+
+async def test_a_pass_reads_the_journals_of_paused_runs_beside_its_lease_write(
+    make_client: MakeClient,
+) -> None:
+    # The root names the journals of the runs paused until the next pass, so the pass
+    # that resumes them reads them with the head, one request wave before the head
+    # would name them (B5: 6 waves on S3 and DynamoDB, now 5).
+    first = make_client()
+    _paused_workers(first)
+    await first.run("fanout", 10)
+    store = Overlaps(make_client().store)
+    fresh = setup(store)  # a new process: nothing cached
+    _paused_workers(fresh)
+    done = await fresh.run()
+    assert sorted(r.logs[0] for r in done) == sorted(f"resumed {i}" for i in range(10))
+    journals = [i for i in store.read_beside_lease if i.startswith("j")]
+    assert journals  # the pack of the ten journals, read ahead
+    assert not [i for i in store.read_after_lease if i.startswith("j")]
+    assert await fresh.run() == []
+
+
+def test_a_root_naming_journals_it_should_not_is_read_as_naming_none() -> None:
+    # The ids go to the store as they are: anything but a blob id is left out.
+    good = "jp-18edc60617b93902-bb40eb0d7f132135"
+    assert prefetch_hint({"idle": {"fp": "f", "due": 0, "pf": [good]}}) == [good]
+    for bad in (["../../etc/passwd"], [good + "/x"], [7], "jp-1-2", {"a": 1}):
+        assert prefetch_hint({"idle": {"fp": "f", "due": 0, "pf": bad}}) == []
+    assert prefetch_hint({"idle": {"pf": [good] * 9}}) == []  # more than a root names
+    assert prefetch_hint({"idle": None}) == prefetch_hint({}) == []

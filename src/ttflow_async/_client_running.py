@@ -18,6 +18,7 @@ from ._errors import (
     StateLockedError,
     UnknownTriggerError,
 )
+from ._idle import prefetch_hint
 from ._lease import LeaseLost
 from ._view import StoreView, read_view
 
@@ -227,9 +228,12 @@ class RunningMixin(ClientCore):
 async def _read_ahead(view: StoreView) -> None:
     """What a pass reads first, read beside its lease-taking write (never raises).
 
-    The head the root names and the inbox listing: a listing made before the lease is
-    taken over this very root is still whole, as no commit happened in between (see
-    :mod:`._idle`); if a read fails, the pass reads it again once it holds the lease.
+    The head the root names, the inbox listing and the journals the root's summary
+    names (:func:`~._idle.prefetch_hint`): a listing made before the lease is taken
+    over this very root is still whole, as no commit happened in between (see
+    :mod:`._idle`); blobs never change under their id, so a journal read ahead is
+    the one the head names; if a read fails, the pass reads it again once it holds
+    the lease.
     """
 
     async def head() -> None:
@@ -242,4 +246,10 @@ async def _read_ahead(view: StoreView) -> None:
             with contextlib.suppress(Exception):
                 view.inbox = await view.store.inbox_list()
 
-    await gather(head, inbox)
+    async def journals() -> None:
+        ids = prefetch_hint(view.root)
+        if ids:
+            with contextlib.suppress(Exception):
+                await view.fetch(ids)
+
+    await gather(head, inbox, journals)

@@ -28,7 +28,10 @@ the pass's drain of the inbox).
 Every commit also writes a summary of its head into the root (:func:`root_hint`,
 ``"idle": {"fp", "due"}``: the definitions fingerprint and the earliest time anything
 falls due, 0 for at once, null for never), unless a suspended run may wait for
-``_every``. With it the pass is decided from the root and the inbox listing alone: one
+``_every``. When runs are paused until the next pass (``pause_once``), the summary
+also names their journal blobs (``"pf"``, at most :data:`PREFETCH_MAX`), which the pass
+reads beside its lease-taking write, one request wave before it would find them in the
+head. With it the pass is decided from the root and the inbox listing alone: one
 request wave when idle, and when not, the head is read beside the lease-taking write
 instead of before it. A root without the summary (older formats, or an ``_every``
 waiter) is decided from the head as above; a client keeps the last head it found idle
@@ -38,6 +41,7 @@ is then the root and the inbox listing alone.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from ._concurrency import gather_reads
@@ -51,6 +55,12 @@ from ._view import StoreView
 if TYPE_CHECKING:
     from ._definitions import Registry
     from ._stores import Store
+
+
+PREFETCH_MAX = 8
+"""Journal blobs (packs, mostly) a root names for the next pass to read ahead at most."""
+
+_BLOB_ID = re.compile(r"[a-z]{1,3}-[0-9a-f]{1,20}-[0-9a-f]{16}")
 
 
 class IdleCheck:
@@ -135,9 +145,22 @@ def root_hint(head: dict[str, Any]) -> dict[str, Any] | None:
     if head["waits"][shard_of(EVERY_EVENT, len(head["waits"]))] is not None:
         return None
     if head.get("pending") or head.get("next_run"):
-        return {"fp": head["fp"], "due": 0}
+        hint: dict[str, Any] = {"fp": head["fp"], "due": 0}
+        journals = list(dict.fromkeys(rec["j"] for rec in (head.get("next_run") or {}).values()))
+        if journals:
+            hint["pf"] = journals[:PREFETCH_MAX]
+        return hint
     times = [t for t in head["timer_min"] if t is not None]
     return {"fp": head["fp"], "due": min(times) if times else None}
+
+
+def prefetch_hint(root: dict[str, Any]) -> list[str]:
+    """The journal blobs the root says the next pass resumes (its ``"pf"``), if valid."""
+    hint = root.get("idle")
+    ids = hint.get("pf") if isinstance(hint, dict) else None
+    if not isinstance(ids, list) or len(ids) > PREFETCH_MAX:
+        return []
+    return [i for i in ids if isinstance(i, str) and _BLOB_ID.fullmatch(i)]
 
 
 def _read_hint(root: dict[str, Any]) -> tuple[str, float | None] | None:
