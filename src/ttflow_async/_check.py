@@ -14,7 +14,7 @@ that depends on state written after the run suspended.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -22,11 +22,13 @@ from . import _json, _packs
 from ._context import RunContext, RunState
 from ._definitions import Registry
 from ._errors import NondeterminismError
-from ._format import JournalBlob
 from ._journal import Entry, Frame, Suspend, is_closed
 from ._lease import Clock
 from ._records import CheckResult
 from ._view import Rec, StoreView
+
+if TYPE_CHECKING:
+    from ._format import JournalBlob
 
 REPLAY_SECONDS = 10.0
 """How long one dry replay may take (user code between context calls included)."""

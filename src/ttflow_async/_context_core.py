@@ -9,7 +9,6 @@ before it touches the journal (``_frame``, ``_next``), and records suspensions
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
@@ -55,23 +54,41 @@ class RunHost(Protocol):
         ...
 
 
-@dataclass
 class RunState:
-    """Everything the engine keeps about one run while a pass executes it."""
+    """Everything the engine keeps about one run while a pass executes it.
 
-    run_id: str
-    workflow_name: str
-    args: Any
-    entries: list[Any]
-    logs: list[str]
-    since: float
-    wake: dict[str, Any] | None = None
-    journal_blob: str | None = None
-    journal_packed: bool = False
-    """Whether ``journal_blob`` is a pack holding this journal among others."""
-    state_changes: list[StateChange] = field(default_factory=list)
-    state_appends: list[list[Any]] = field(default_factory=list)
-    """``[name, items, max_length]`` per run of consecutive ``add_list_state`` calls."""
+    A plain class, as are this module's other records: building a dataclass costs
+    ~0.5-1 ms at import, which every fresh process pays (issue 14).
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        workflow_name: str,
+        args: Any,
+        entries: list[Any],
+        logs: list[str],
+        since: float,
+        wake: dict[str, Any] | None = None,
+        journal_blob: str | None = None,
+        journal_packed: bool = False,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow_name = workflow_name
+        self.args = args
+        self.entries = entries
+        self.logs = logs
+        self.since = since
+        self.wake = wake
+        self.journal_blob = journal_blob
+        #: Whether ``journal_blob`` is a pack holding this journal among others.
+        self.journal_packed = journal_packed
+        self.state_changes: list[StateChange] = []
+        #: ``[name, items, max_length]`` per run of consecutive ``add_list_state`` calls.
+        self.state_appends: list[list[Any]] = []
+
+    def __repr__(self) -> str:
+        return f"RunState(run_id={self.run_id!r}, workflow_name={self.workflow_name!r})"
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
@@ -82,18 +99,18 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
             yield exc
 
 
-@dataclass
 class _Shared:
     """What every context of one run (the workflow's and its branches') shares."""
 
-    run: RunState
-    host: RunHost
-    wake: dict[str, Any] | None
-    nondeterminism: NondeterminismError | None = None
-    finished: bool = False
-    fresh_reads: dict[str, tuple[bool, Any]] = field(default_factory=dict)
-    open_append: list[Any] | None = None  # the trace entry further appends extend
-    spawned: set[asyncio.Task[Any]] = field(default_factory=set)
+    def __init__(self, run: RunState, host: RunHost, wake: dict[str, Any] | None) -> None:
+        self.run = run
+        self.host = host
+        self.wake = wake
+        self.nondeterminism: NondeterminismError | None = None
+        self.finished = False
+        self.fresh_reads: dict[str, tuple[bool, Any]] = {}
+        self.open_append: list[Any] | None = None  # the trace entry further appends extend
+        self.spawned: set[asyncio.Task[Any]] = set()
 
 
 class ContextCore:

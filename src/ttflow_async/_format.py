@@ -28,92 +28,91 @@ import itertools
 import os
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _json
 from ._errors import CorruptStateError
 
 if TYPE_CHECKING:
+    from typing import Literal, NotRequired, TypedDict
+
     from ._records import EventLogEntry, RunHistoryEntry, StateChange, Trace
+
+    # The stored records' shapes, for the type checker only: building a TypedDict at
+    # import compiles each of its annotations (~1 ms for these, in every fresh process).
+
+    class RunRec(TypedDict):
+        """A suspended run in the index: what it waits for and where its journal is."""
+
+        w: str
+        since: float
+        wait: dict[str, Any]
+        j: str | None
+        js: NotRequired[list[int]]
+        st: NotRequired[float]
+        p: NotRequired[str | None]
+
+    class JournalBlob(TypedDict):
+        """A suspended run's replay state."""
+
+        args: Any
+        entries: list[Any]
+        logs: list[str]
+        wake: dict[str, Any] | None
+
+    class HistoryEntry(TypedDict):
+        """A finished run in the run history."""
+
+        w: str
+        r: str
+        t: float
+        s: str
+        l: list[str]  # noqa: E741 - the stored key
+        res: NotRequired[Any]
+        em: NotRequired[str | None]
+        tb: NotRequired[str | None]
+        st: NotRequired[float]
+        p: NotRequired[str | None]
+
+    class EventEntry(TypedDict):
+        """A delivered event in the event log."""
+
+        n: str
+        a: Any
+        t: float
+
+    class TraceExecution_(TypedDict):
+        """One execution inside a stored trace."""
+
+        w: str
+        r: str
+        s: str
+        tb: str
+        sc: list[list[Any]]
+        op: NotRequired[list[str]]
+        p: NotRequired[str]
+        sa: NotRequired[list[list[Any]]]
+
+    class TraceEntry(TypedDict):
+        """The stored trace of one pass."""
+
+        id: str
+        t: float
+        tr: str | None
+        x: list[TraceExecution_]
+
+    class InboxItem(TypedDict):
+        """A trigger or event stored without the lease."""
+
+        k: Literal["trigger", "event"]
+        n: str
+        a: Any
+        t: float
+        key: NotRequired[str | None]
+
 
 TRACEBACK_BYTES = 16_384
 """A kept traceback is cut to this many UTF-8 bytes, keeping the innermost frames."""
-
-
-class RunRec(TypedDict):
-    """A suspended run in the index: what it waits for and where its journal is."""
-
-    w: str
-    since: float
-    wait: dict[str, Any]
-    j: str | None
-    js: NotRequired[list[int]]
-    st: NotRequired[float]
-    p: NotRequired[str | None]
-
-
-class JournalBlob(TypedDict):
-    """A suspended run's replay state."""
-
-    args: Any
-    entries: list[Any]
-    logs: list[str]
-    wake: dict[str, Any] | None
-
-
-class HistoryEntry(TypedDict):
-    """A finished run in the run history."""
-
-    w: str
-    r: str
-    t: float
-    s: str
-    l: list[str]  # noqa: E741 - the stored key
-    res: NotRequired[Any]
-    em: NotRequired[str | None]
-    tb: NotRequired[str | None]
-    st: NotRequired[float]
-    p: NotRequired[str | None]
-
-
-class EventEntry(TypedDict):
-    """A delivered event in the event log."""
-
-    n: str
-    a: Any
-    t: float
-
-
-class TraceExecution_(TypedDict):
-    """One execution inside a stored trace."""
-
-    w: str
-    r: str
-    s: str
-    tb: str
-    sc: list[list[Any]]
-    op: NotRequired[list[str]]
-    p: NotRequired[str]
-    sa: NotRequired[list[list[Any]]]
-
-
-class TraceEntry(TypedDict):
-    """The stored trace of one pass."""
-
-    id: str
-    t: float
-    tr: str | None
-    x: list[TraceExecution_]
-
-
-class InboxItem(TypedDict):
-    """A trigger or event stored without the lease."""
-
-    k: Literal["trigger", "event"]
-    n: str
-    a: Any
-    t: float
-    key: NotRequired[str | None]
 
 
 # -- run records and journals ------------------------------------------------------------
@@ -158,7 +157,7 @@ def decode_journal(blob_id: str, value: Any, where: str) -> JournalBlob:
             f"journal blob {blob_id} of {where} is not a run journal; the store was left "
             "untouched: restore the blob from a backup, or cancel the run that uses it"
         )
-    return cast(JournalBlob, value)
+    return cast("JournalBlob", value)
 
 
 # -- history, events, traces -------------------------------------------------------------
@@ -334,7 +333,7 @@ def decode_inbox_item(item_id: str, data: bytes, where: str) -> InboxItem:
             f"inbox item {item_id} of {where} cannot be read: {problem}. It was left in "
             "place; delete it from the inbox (or fix it) and run again"
         )
-    return cast(InboxItem, item)
+    return cast("InboxItem", item)
 
 
 def cut_traceback(text: str) -> str:

@@ -41,7 +41,6 @@ is then the root and the inbox listing alone.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from ._concurrency import gather_reads
@@ -60,7 +59,22 @@ if TYPE_CHECKING:
 PREFETCH_MAX = 8
 """Journal blobs (packs, mostly) a root names for the next pass to read ahead at most."""
 
-_BLOB_ID = re.compile(r"[a-z]{1,3}-[0-9a-f]{1,20}-[0-9a-f]{16}")
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_blob_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a blob id (``<kind>-<hex time>-<16 hex>``)."""
+    parts = text.split("-")
+    return (
+        len(parts) == 3
+        and 1 <= len(parts[0]) <= 3
+        and parts[0].isalpha()
+        and parts[0].islower()
+        and parts[0].isascii()
+        and 1 <= len(parts[1]) <= 20
+        and len(parts[2]) == 16
+        and _HEX.issuperset(parts[1] + parts[2])
+    )
 
 
 class IdleCheck:
@@ -160,7 +174,7 @@ def prefetch_hint(root: dict[str, Any]) -> list[str]:
     ids = hint.get("pf") if isinstance(hint, dict) else None
     if not isinstance(ids, list) or len(ids) > PREFETCH_MAX:
         return []
-    return [i for i in ids if isinstance(i, str) and _BLOB_ID.fullmatch(i)]
+    return [i for i in ids if isinstance(i, str) and _is_blob_id(i)]
 
 
 def _read_hint(root: dict[str, Any]) -> tuple[str, float | None] | None:

@@ -16,7 +16,6 @@ end of the wave each end that: the next append copies the list once and goes on 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _json
@@ -46,17 +45,22 @@ def _append_changes(current: list[Any], item: Any, max_length: int | None) -> bo
     return not all(same_json(value, item) for value in current)
 
 
-@dataclass
 class _Slot:
-    """The change event of the appends one run made to one state in the current wave."""
+    """The change event of the appends one run made to one state in the current wave
+    (a plain class: no dataclass built at import)."""
 
-    run_id: str
-    wave: list[tuple[str, Any]]
-    """The host's list of events emitted in the wave the event belongs to."""
-    args: dict[str, Any]
-    """The event's ``{"old": ..., "new": ...}``; ``new`` is the state's current list."""
-    private: bool
-    """Whether nothing but the view and this event holds ``args["new"]``."""
+    __slots__ = ("args", "private", "run_id", "wave")
+
+    def __init__(
+        self, run_id: str, wave: list[tuple[str, Any]], args: dict[str, Any], private: bool
+    ) -> None:
+        self.run_id = run_id
+        #: The host's list of events emitted in the wave the event belongs to.
+        self.wave = wave
+        #: The event's ``{"old": ..., "new": ...}``; ``new`` is the state's current list.
+        self.args = args
+        #: Whether nothing but the view and this event holds ``args["new"]``.
+        self.private = private
 
 
 class ListAppends:

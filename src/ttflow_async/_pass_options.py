@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 __all__ = ["MARKER_PREFIX", "PassOptions", "check_positive"]
 
@@ -16,15 +15,23 @@ MARKER_PREFIX = "am-"
 """Blob ids of at-most-once attempt markers start with this (never collected as garbage)."""
 
 
-@dataclass
 class PassOptions:
-    """What a pass is allowed to do (from ``setup()``)."""
+    """What a pass is allowed to do (from ``setup()``); a plain class (no dataclass
+    built at import)."""
 
-    max_concurrency: int = 64
-    max_waves: int = 100
-    run_timeout: float | None = None
-    idempotency_window: float = 86_400.0
-    clock: Callable[[], float] = field(default=lambda: 0.0)
+    def __init__(
+        self,
+        max_concurrency: int = 64,
+        max_waves: int = 100,
+        run_timeout: float | None = None,
+        idempotency_window: float = 86_400.0,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.max_concurrency = max_concurrency
+        self.max_waves = max_waves
+        self.run_timeout = run_timeout
+        self.idempotency_window = idempotency_window
+        self.clock = clock
 
 
 def check_positive(name: str, value: object) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-import random
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
@@ -103,6 +102,8 @@ class RetryPolicy:
             computed = math.inf
         computed = min(computed, self.max_delay)
         if self.jitter == "full":
+            import random  # here: only jittered retries need it (1 ms at import)
+
             return random.uniform(0.0, computed)
         return computed
 

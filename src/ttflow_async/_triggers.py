@@ -8,7 +8,6 @@ Triggers and events are two namespaces, as in ttflow: a string trigger is fired 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from ._errors import WorkflowDefinitionError
@@ -20,12 +19,41 @@ WORKFLOWS_CHANGED_EVENT = "workflows_changed"
 STATE_CHANGED_PREFIX = "state_changed_"
 
 
-@dataclass(frozen=True)
 class Trigger:
-    """What starts a workflow: its ``kind`` and ``name``."""
+    """What starts a workflow: its ``kind`` and ``name`` (immutable, compared by value).
 
+    A plain class rather than a frozen dataclass: building a dataclass costs ~1 ms at
+    import, which every fresh process (a cron tick, a Lambda cold start) pays.
+    """
+
+    __slots__ = ("kind", "name")
     kind: TriggerKind
     name: str
+
+    def __init__(self, kind: TriggerKind, name: str) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Trigger cannot be changed (cannot assign to {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Trigger cannot be changed (cannot delete {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Trigger)
+        return (self.kind, self.name) == (other.kind, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name))
+
+    def __repr__(self) -> str:
+        return f"Trigger(kind={self.kind!r}, name={self.name!r})"
+
+    def __reduce__(self) -> tuple[type[Trigger], tuple[TriggerKind, str]]:
+        return (Trigger, (self.kind, self.name))  # copy and pickle rebuild it whole
 
     @property
     def event_name(self) -> str | None:
