@@ -54,6 +54,8 @@ def fmt_seconds(value: float | None) -> str:
     """A duration with a unit that suits it."""
     if value is None:
         return "n/a"
+    if value < 0:
+        return "−" + fmt_seconds(-value)
     if value < 1e-3:
         return f"{value * 1e6:.0f} µs"
     if value < 1:
