@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ._concurrency import gather_reads
 from ._errors import BlobNotFound
 from ._index import RunIndex
-from ._layout import shard_of
+from ._layout import is_blob_id, shard_of
 from ._lease import lease_is_live
 from ._triggers import EVERY_EVENT
 from ._view import StoreView
@@ -58,23 +58,6 @@ if TYPE_CHECKING:
 
 PREFETCH_MAX = 8
 """Journal blobs (packs, mostly) a root names for the next pass to read ahead at most."""
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def _is_blob_id(text: str) -> bool:
-    """Whether ``text`` has the shape of a blob id (``<kind>-<hex time>-<16 hex>``)."""
-    parts = text.split("-")
-    return (
-        len(parts) == 3
-        and 1 <= len(parts[0]) <= 3
-        and parts[0].isalpha()
-        and parts[0].islower()
-        and parts[0].isascii()
-        and 1 <= len(parts[1]) <= 20
-        and len(parts[2]) == 16
-        and _HEX.issuperset(parts[1] + parts[2])
-    )
 
 
 class IdleCheck:
@@ -174,7 +157,7 @@ def prefetch_hint(root: dict[str, Any]) -> list[str]:
     ids = hint.get("pf") if isinstance(hint, dict) else None
     if not isinstance(ids, list) or len(ids) > PREFETCH_MAX:
         return []
-    return [i for i in ids if isinstance(i, str) and _is_blob_id(i)]
+    return [i for i in ids if isinstance(i, str) and is_blob_id(i)]
 
 
 def _read_hint(root: dict[str, Any]) -> tuple[str, float | None] | None:

@@ -78,6 +78,24 @@ def new_id(kind: str) -> str:
     return f"{kind}-{time.time_ns():x}-{os.urandom(8).hex()}"
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_blob_id(text: str) -> bool:
+    """Whether ``text`` has the shape :func:`new_id` gives (``<kind>-<hex time>-<16 hex>``)."""
+    parts = text.split("-")
+    return (
+        len(parts) == 3
+        and 1 <= len(parts[0]) <= 3
+        and parts[0].isalpha()
+        and parts[0].islower()
+        and parts[0].isascii()
+        and 1 <= len(parts[1]) <= 20
+        and len(parts[2]) == 16
+        and _HEX.issuperset(parts[1] + parts[2])
+    )
+
+
 def blob_time(blob_id: str) -> float | None:
     """The creation time encoded in a blob id, or None if it has none."""
     parts = blob_id.split("-")
