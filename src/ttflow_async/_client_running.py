@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -9,6 +10,7 @@ import anyio
 
 from . import _json
 from ._client_core import ClientCore, _check_key, _check_lock_timeout
+from ._concurrency import gather
 from ._context import check_event_name
 from ._errors import (
     BlobNotFound,
@@ -16,8 +18,8 @@ from ._errors import (
     StateLockedError,
     UnknownTriggerError,
 )
+from ._idle import prefetch_hint
 from ._lease import LeaseLost
-from ._read_ahead import read_ahead_for
 from ._view import StoreView, read_view
 
 if TYPE_CHECKING:
@@ -111,9 +113,7 @@ class RunningMixin(ClientCore):
                 )
         lease = self._lease()
         try:
-            view = await lease.acquire(
-                lock_timeout, first_view=first_view, read_ahead=read_ahead_for(trigger, self.clock)
-            )
+            view = await lease.acquire(lock_timeout, first_view=first_view, read_ahead=_read_ahead)
         except StateLockedError:
             if trigger is None:
                 raise
@@ -223,3 +223,33 @@ class RunningMixin(ClientCore):
         key = _check_key(key)
         async with self._connected():
             await self._guarded(lambda: self._queue("event", name, payload, key))
+
+
+async def _read_ahead(view: StoreView) -> None:
+    """What a pass reads first, read beside its lease-taking write (never raises).
+
+    The head the root names, the inbox listing and the journals the root's summary
+    names (:func:`~._idle.prefetch_hint`): a listing made before the lease is taken
+    over this very root is still whole, as no commit happened in between (see
+    :mod:`._idle`); blobs never change under their id, so a journal read ahead is
+    the one the head names; if a read fails, the pass reads it again once it holds
+    the lease.
+    """
+
+    async def head() -> None:
+        if not view.head_loaded:
+            with contextlib.suppress(Exception):
+                await view.load_head()
+
+    async def inbox() -> None:
+        if view.inbox is None:
+            with contextlib.suppress(Exception):
+                view.inbox = await view.store.inbox_list()
+
+    async def journals() -> None:
+        ids = prefetch_hint(view.root)
+        if ids:
+            with contextlib.suppress(Exception):
+                await view.fetch(ids)
+
+    await gather(head, inbox, journals)

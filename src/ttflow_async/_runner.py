@@ -37,7 +37,7 @@ from ._runner_host import (
     _callback_ids,
     marker_blob_id,
 )
-from ._runner_waves import PassWaves
+from ._runner_waves import WAKE_PREFIXES, PassWaves
 from ._view import StoreView, commit_view
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GC_INTERVAL_SECONDS",
     "MARKER_PREFIX",
+    "WAKE_PREFIXES",
     "Delivery",
     "Pass",
     "PassAborted",

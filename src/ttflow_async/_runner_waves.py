@@ -22,10 +22,12 @@ from ._context import RunState
 from ._ids import random_uuid
 from ._runner_exec import PassExecution
 from ._runner_host import Delivery, RunOutcome
-from ._triggers import EVERY_EVENT, WAKE_PREFIXES, WORKFLOWS_CHANGED_EVENT
+from ._triggers import EVERY_EVENT, WORKFLOWS_CHANGED_EVENT
 from ._view import Rec
 
 logger = logging.getLogger("ttflow_async")
+
+WAKE_PREFIXES = ("_child:", "_cb:")
 
 
 class PassWaves(PassExecution):

@@ -17,8 +17,6 @@ TriggerKind = Literal["trigger", "event", "every", "state"]
 EVERY_EVENT = "_every"
 WORKFLOWS_CHANGED_EVENT = "workflows_changed"
 STATE_CHANGED_PREFIX = "state_changed_"
-WAKE_PREFIXES = ("_child:", "_cb:")
-"""The engine events a suspended run may wait for: a child's end, a callback."""
 
 
 class Trigger:
