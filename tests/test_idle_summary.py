@@ -165,7 +165,11 @@ async def test_the_pass_after_an_entered_clients_drain_writes_nothing(
 
 class Overlaps(FaultyStore):
     """Forwards every call after a short delay (a request's latency); records which
-    blobs were read while the first root write (the lease-taking one) was in flight."""
+    blobs were read while the first root write (the lease-taking one) was in flight.
+
+    That write lasts until a journal read has started beside it, or 5 seconds: the
+    test does not depend on how busy the machine is (only a failing one waits).
+    """
 
     def __init__(self, inner: object) -> None:
         super().__init__(inner)  # type: ignore[arg-type]
@@ -173,12 +177,16 @@ class Overlaps(FaultyStore):
         self.root_writes = 0
         self.read_beside_lease: list[str] = []
         self.read_after_lease: list[str] = []
+        self.journal_read = anyio.Event()
 
     async def write_root(self, data: bytes, expected: str | None, *, durable: bool = True) -> str:
         self.root_writes += 1
         first = self.root_writes == 1
         self.writing_root = first
         try:
+            if first:
+                with anyio.move_on_after(5):
+                    await self.journal_read.wait()
             await anyio.sleep(0.01)
             return await super().write_root(data, expected, durable=durable)
         finally:
@@ -187,6 +195,8 @@ class Overlaps(FaultyStore):
 
     async def get_blobs(self, ids: Collection[str]) -> dict[str, bytes]:
         (self.read_beside_lease if self.writing_root else self.read_after_lease).extend(ids)
+        if self.writing_root and any(i.startswith("j") for i in ids):
+            self.journal_read.set()
         await anyio.sleep(0.01)
         return await super().get_blobs(ids)
 
