@@ -207,7 +207,10 @@ class Report:
             zero, big = self.cell("B3", store, 0), self.cell("B3", store, 10_000)
             paired = self.cell("B3R", store, 10_000)
             if paired:  # the two sides alternated process by process (run_all.cells)
-                zeros, bigs = paired["peer_results"], paired["ours"]
+                # Each repetition says which size it ran: a side that ran the wrong one
+                # is left out rather than compared.
+                zeros = [r for r in paired["peer_results"] if r.get("n") == 0]
+                bigs = [r for r in paired["ours"] if r.get("n") == 10_000]
             elif zero and big:
                 zeros, bigs = zero["ours"], big["ours"]
             else:

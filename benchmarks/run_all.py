@@ -155,11 +155,15 @@ class Driver:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def run_one(self, cell: Cell, impl: str, rep: int, env: dict[str, str]) -> dict[str, Any]:
-        """One repetition of one implementation in a fresh subprocess."""
-        out = WORK / f"result-{cell.key}-{impl}-{rep}.json"
+    def run_one(
+        self, cell: Cell, impl: str, rep: int, env: dict[str, str], *, peer: bool = False
+    ) -> dict[str, Any]:
+        """One repetition of one side in a fresh subprocess (``peer``: the cell's peer side,
+        which may be ``ours`` with other arguments, as in B3R)."""
+        side = f"{impl}-peer" if peer else impl
+        out = WORK / f"result-{cell.key}-{side}-{rep}.json"
         out.unlink(missing_ok=True)
-        extra = cell.peer_args if impl != "ours" else cell.ours_args
+        extra = cell.peer_args if peer else cell.ours_args
         cmd = [
             sys.executable,
             str(BENCH_DIR / cell.script),
@@ -176,7 +180,7 @@ class Driver:
             *cell.args,
             *extra,
         ]
-        log = self.log_dir / f"{cell.key}-{impl}-{rep}.log"
+        log = self.log_dir / f"{cell.key}-{side}-{rep}.log"
         t0 = time.monotonic()
         with open(log, "w") as f:
             proc = subprocess.run(
@@ -232,7 +236,7 @@ class Driver:
                     peer_on = False
                     cell.peer_note = f"{len(cell.theirs)} reps: overall time budget reached"
                     continue
-                result = self.run_one(cell, cell.peer, rep, env)
+                result = self.run_one(cell, cell.peer, rep, env, peer=True)
                 cell.theirs.append(result)
                 peer_time += result["wall"]
                 self.progress(cell, result, cell.peer)
