@@ -125,7 +125,7 @@ def _fast_codec() -> Any:
     an idle pass, which encodes nothing, never does.
     """
     global _fast
-    if _fast is None:
+    if _fast is None:  # looked up until found, then kept
         _fast = sys.modules.get("pydantic_core")
     return _fast
 
@@ -140,7 +140,7 @@ def dumps(value: JsonValue) -> bytes:
     raises for the float (and writes the same bytes for a string holding the word), as
     is a value nested deeper than pydantic_core encodes.
     """
-    fast = _fast or _fast_codec()
+    fast = _fast_codec()
     if fast is None:
         return _std_dumps(value)
     try:
@@ -160,7 +160,7 @@ def loads(data: bytes) -> JsonValue:
     decode (nesting deeper than its limit of about 200 levels, a lone surrogate escape,
     invalid JSON) is decoded by :mod:`json`, so both accept and refuse the same input.
     """
-    fast = _fast or _fast_codec()
+    fast = _fast_codec()
     if fast is not None:
         try:
             return fast.from_json(data)
